@@ -1,0 +1,106 @@
+"""Backend-neutral operations shared by the CLI, the shell and the TUI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from emutui.backends import get_backend
+from emutui.backends.base import Connector
+from emutui.config import Config
+from emutui.core.errors import EmutuiError, InstanceDeadError, UnsupportedError
+from emutui.core.instance import Instance
+from emutui.core.model import InstanceState, InstanceStatus
+from emutui.core.registry import Registry
+
+
+def make_connector(inst: Instance, aux: bool = True) -> Connector:
+    if inst.handles is None:
+        raise InstanceDeadError(f"{inst.name}: instance directory is unreadable: {inst.error}")
+    return get_backend(inst.handles.backend).connector(inst, aux)
+
+
+@asynccontextmanager
+async def connected(inst: Instance, aux: bool = True) -> AsyncIterator[Connector]:
+    if not inst.alive():
+        raise InstanceDeadError(dead_message(inst))
+    conn = make_connector(inst, aux)
+    await conn.connect()
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def dead_message(inst: Instance) -> str:
+    if inst.handles is None:
+        return f"{inst.name}: {inst.error or 'no handles'}; 'emutui stop {inst.name}' cleans it up"
+    tail = inst.tail(lines=3)
+    last = f"; last output: {' | '.join(tail)}" if tail else ""
+    return f"{inst.name} is dead (pid {inst.pid} is gone){last}"
+
+
+async def start_target(
+    cfg: Config, registry: Registry, target_name: str, name: str | None, paused: bool
+) -> Instance:
+    target = cfg.target(target_name)
+    spec = get_backend(target.backend)
+    if spec.start is None:
+        raise UnsupportedError(
+            f"{target_name}: backend {target.backend!r} is attached to, not started "
+            f"(use 'emutui attach')"
+        )
+    name = name or target_name
+    wd = registry.create(name)
+    inst = Instance(name=name, wd=wd, handles=None)
+    with inst.lock():
+        await spec.start(target, wd, name, paused)
+    return Instance.load(wd)
+
+
+async def probe_status(inst: Instance, timeout: float = 2.0) -> InstanceStatus:
+    """Status for listings: dead and stopped processes are answered without a round trip."""
+    state = inst.process_state()
+    if state is InstanceState.DEAD:
+        return InstanceStatus(InstanceState.DEAD, inst.error or "process gone")
+    try:
+        async with asyncio.timeout(timeout):
+            async with connected(inst, aux=True) as conn:
+                return await conn.status()
+    except TimeoutError:
+        return InstanceStatus(InstanceState.BUSY, "no answer")
+    except EmutuiError as e:
+        from emutui.core.errors import BusyError, DisconnectedError
+
+        if isinstance(e, BusyError):
+            return InstanceStatus(InstanceState.BUSY, str(e))
+        if isinstance(e, DisconnectedError) and inst.is_daemon:
+            return InstanceStatus(InstanceState.DISCONNECTED, str(e))
+        if not inst.alive():
+            return InstanceStatus(InstanceState.DEAD, "process gone")
+        return InstanceStatus(InstanceState.UNKNOWN, str(e))
+
+
+async def stop_instance(registry: Registry, inst: Instance) -> None:
+    """Stop a live instance and remove its directory; a dead one is just cleaned."""
+    with inst.lock():
+        if inst.handles is not None and inst.alive() and not inst.is_daemon:
+            conn = make_connector(inst, aux=True)
+            await conn.stop()
+        elif inst.handles is not None and inst.handles.pid and not inst.is_daemon:
+            from emutui.core import proc
+
+            proc.terminate(inst.handles.pid, inst.handles.pid_start)
+    registry.remove(inst)
+
+
+def parse_value(text: str) -> Any:
+    """A CLI value: JSON when it parses (numbers, true, objects), else the string itself."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -1,0 +1,1 @@
+"""Backend-neutral model. Never imports Textual (tests/test_import_hygiene.py)."""

@@ -1,0 +1,55 @@
+"""Typed errors. Every message is one line a user can act on.
+
+The CLI prints ``str(err)`` and exits 1; the TUI shows it in a notification.
+Anything that is not an EmutuiError is a bug and gets a traceback.
+"""
+
+from __future__ import annotations
+
+
+class EmutuiError(Exception):
+    """Base class: a failure to be reported to the user, not a bug."""
+
+
+class ConfigError(EmutuiError):
+    """The config file is malformed: says file, key and what was expected."""
+
+
+class NotFoundError(EmutuiError):
+    """Unknown target, instance, region, property or device."""
+
+
+class AlreadyExistsError(EmutuiError):
+    """An instance of that name already exists."""
+
+
+class BusyError(EmutuiError):
+    """Another client holds a single-client channel (a QMP monitor, a serial socket)."""
+
+
+class DisconnectedError(EmutuiError):
+    """The emulator or daemon went away (or was never there)."""
+
+
+class BackendError(EmutuiError):
+    """The emulator or daemon answered with an error; the message is its own."""
+
+
+class ProtocolError(EmutuiError):
+    """The peer sent something that does not follow its protocol (garbage, truncation)."""
+
+
+class UnsupportedError(EmutuiError):
+    """The backend or target lacks the capability asked for."""
+
+
+class PermissionDeniedError(EmutuiError):
+    """The daemon refused the request for this user."""
+
+
+class RangeError(EmutuiError):
+    """An offset or length falls outside a region, or is misaligned."""
+
+
+class InstanceDeadError(EmutuiError):
+    """The instance's process is gone."""

@@ -1,0 +1,126 @@
+"""Instance: a working directory, its Handles, and its live state."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emutui.core import proc
+from emutui.core.errors import ProtocolError
+from emutui.core.handles import HANDLES_FILE, Handles
+from emutui.core.journal import Journal
+from emutui.core.model import InstanceState
+
+OUTPUT_LOG = "output.log"  # the emulator's own stdout and stderr
+
+
+@dataclass
+class Instance:
+    name: str
+    wd: Path
+    handles: Handles | None
+    error: str | None = None  # why handles could not be read
+
+    @property
+    def backend(self) -> str:
+        return self.handles.backend if self.handles else "?"
+
+    @property
+    def target(self) -> str:
+        return self.handles.target if self.handles else "?"
+
+    @property
+    def pid(self) -> int | None:
+        return self.handles.pid if self.handles else None
+
+    @property
+    def is_daemon(self) -> bool:
+        """An attached daemon (vrtd): we do not own its process."""
+        return bool(self.handles and self.handles.options.get("attached"))
+
+    def alive(self) -> bool:
+        if self.handles is None:
+            return False
+        if self.is_daemon:
+            return True  # liveness of a daemon is whether its socket answers
+        return proc.is_alive(self.handles.pid, self.handles.pid_start)
+
+    def process_state(self) -> InstanceState:
+        """What can be told without talking to the emulator."""
+        if self.handles is None:
+            return InstanceState.DEAD
+        if self.is_daemon:
+            return InstanceState.UNKNOWN
+        if not self.alive():
+            return InstanceState.DEAD
+        return InstanceState.UNKNOWN
+
+    def uptime(self) -> float | None:
+        if self.handles is None or not self.alive():
+            return None
+        return max(0.0, time.time() - self.handles.created)
+
+    def journal(self) -> Journal:
+        return Journal(self.wd)
+
+    def serial_log(self, channel: str) -> Path:
+        if self.handles and channel in self.handles.channels:
+            log = self.handles.channels[channel].log
+            if log:
+                return Path(log)
+        return self.wd / f"serial-{channel}.log"
+
+    def output_log(self) -> Path:
+        return self.wd / OUTPUT_LOG
+
+    def tail(self, path: Path | None = None, lines: int = 10) -> list[str]:
+        path = path or self.output_log()
+        try:
+            with path.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - 8192))
+                data = f.read()
+        except OSError:
+            return []
+        text = data.decode("utf-8", "replace").splitlines()
+        return text[-lines:]
+
+    def summary(self) -> dict[str, Any]:
+        h = self.handles
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "target": self.target,
+            "pid": h.pid if h else None,
+            "dir": str(self.wd),
+            "simulated": bool(h and h.simulated),
+            "created": h.created if h else None,
+            "channels": sorted(h.channels) if h else [],
+            "error": self.error,
+        }
+
+    @contextmanager
+    def lock(self, blocking: bool = True) -> Iterator[None]:
+        """Serialise lifecycle changes (start, stop) between emutui processes."""
+        fd = os.open(self.wd / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            yield
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def load(cls, wd: Path) -> Instance:
+        try:
+            return cls(name=wd.name, wd=wd, handles=Handles.load(wd))
+        except FileNotFoundError:
+            return cls(name=wd.name, wd=wd, handles=None, error=f"no {HANDLES_FILE}")
+        except ProtocolError as e:
+            return cls(name=wd.name, wd=wd, handles=None, error=str(e))

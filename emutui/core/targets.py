@@ -1,0 +1,77 @@
+"""A target from the config, and typed accessors that report mistakes precisely."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emutui.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """``[targets.NAME]`` or ``[daemons.NAME]`` from a config file."""
+
+    name: str
+    backend: str
+    options: dict[str, Any] = field(default_factory=dict)
+    base_dir: Path = field(default_factory=Path.cwd)  # relative paths resolve here
+    source: str = "<builtin>"  # the file it came from, for error messages
+    section: str = "targets"
+
+    def _where(self, key: str) -> str:
+        return f"{self.source}: {self.section}.{self.name}.{key}"
+
+    def error(self, key: str, expected: str) -> ConfigError:
+        got = self.options.get(key)
+        return ConfigError(f"{self._where(key)}: expected {expected}, got {got!r}")
+
+    def str_opt(self, key: str, default: str | None = None, required: bool = False) -> str | None:
+        v = self.options.get(key, default)
+        if v is None:
+            if required:
+                raise ConfigError(f"{self._where(key)}: missing (expected a string)")
+            return None
+        if not isinstance(v, str) or not v:
+            raise self.error(key, "a non-empty string")
+        return v
+
+    def bool_opt(self, key: str, default: bool = False) -> bool:
+        v = self.options.get(key, default)
+        if not isinstance(v, bool):
+            raise self.error(key, "true or false")
+        return v
+
+    def int_opt(self, key: str, default: int | None = None) -> int | None:
+        v = self.options.get(key, default)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.error(key, "an integer")
+        return v
+
+    def list_opt(self, key: str, default: list[str] | None = None) -> list[str]:
+        v = self.options.get(key, default if default is not None else [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.error(key, "a list of strings")
+        return list(v)
+
+    def path_opt(self, key: str, required: bool = False, must_exist: bool = True) -> Path | None:
+        v = self.str_opt(key, required=required)
+        if v is None:
+            return None
+        p = Path(v).expanduser()
+        if not p.is_absolute():
+            p = self.base_dir / p
+        if must_exist and not p.exists():
+            raise ConfigError(f"{self._where(key)}: file not found: {p}")
+        return p
+
+    def check_keys(self, allowed: set[str]) -> None:
+        extra = sorted(set(self.options) - allowed - {"backend"})
+        if extra:
+            raise ConfigError(
+                f"{self._where(extra[0])}: unknown key for backend {self.backend!r} "
+                f"(expected one of: {', '.join(sorted(allowed))})"
+            )

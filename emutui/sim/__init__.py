@@ -1,0 +1,1 @@
+"""Simulators that speak the real wire protocols: for tests, demos and hardware-less work."""
