@@ -1,0 +1,5 @@
+import sys
+
+from emutui.cli import main
+
+sys.exit(main())
