@@ -1,4 +1,7 @@
-"""Targets and daemons from TOML: --config, $EMUTUI_CONFIG, ./emutui.toml, then the XDG config dir."""
+"""Targets and daemons from TOML.
+
+Looked up in order: --config, $EMUTUI_CONFIG, ./emutui.toml, then the XDG config dir.
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,9 @@ import argparse
 import importlib
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     p = sub.add_parser(
         "sim",
         help="run a simulator: vrtd (a V80 card daemon) or renode (a Renode stand-in)",

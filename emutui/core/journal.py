@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -67,3 +68,50 @@ class Journal:
                     continue  # a torn line from a writer killed mid-write
                 if isinstance(obj, dict):
                     yield Event.from_json(obj)
+
+
+class JournalWriter:
+    """Writes events to the journal only while it holds the journal's writer lock.
+
+    Every emutui attached to an instance sees every event (QEMU broadcasts them
+    to each monitor); electing one writer by flock keeps events.jsonl free of
+    duplicates, and the lock passes on by itself when the holder exits or dies.
+    """
+
+    LOCK_FILE = "events.lock"
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self._fd: int | None = None
+
+    def _try_lock(self) -> bool:
+        if self._fd is not None:
+            return True
+        try:
+            fd = os.open(self.journal.path.with_name(self.LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def offer(self, event: Event) -> bool:
+        """Append ``event`` if this process is the writer; False when another one is."""
+        if not self._try_lock():
+            return False
+        try:
+            self.journal.append(event)
+        except OSError:
+            # A full disk must not take the session down; the event still
+            # reaches the UI. (ENOSPC is reported by whoever shows events.)
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

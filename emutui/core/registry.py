@@ -20,9 +20,10 @@ class Registry:
             return []
         out = []
         for wd in sorted(self.root.iterdir()):
-            if wd.is_dir() and not wd.name.startswith("."):
-                if (wd / HANDLES_FILE).exists() or (wd / ".lock").exists():
-                    out.append(Instance.load(wd))
+            if not wd.is_dir() or wd.name.startswith("."):
+                continue
+            if (wd / HANDLES_FILE).exists() or (wd / ".lock").exists():
+                out.append(Instance.load(wd))
         return out
 
     def get(self, name: str) -> Instance:

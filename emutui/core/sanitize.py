@@ -36,7 +36,7 @@ class TerminalSanitizer:
             if state == _GROUND:
                 if b == _ESC:
                     state = _ESCAPE
-                elif b >= 0x20 and b != 0x7F or b in (0x08, 0x09, 0x0A, 0x0D):
+                elif (b >= 0x20 and b != 0x7F) or b in (0x08, 0x09, 0x0A, 0x0D):
                     out.append(b)
                 elif b == 0x9B or b == 0x9D or b == 0x90:
                     # C1 CSI/OSC/DCS in 8-bit form are UTF-8 continuation bytes
@@ -86,9 +86,7 @@ class TerminalSanitizer:
             return False
         if params.startswith((b"?", b">", b"<", b"=")):
             return final in (ord("h"), ord("l")) and params in _ALLOWED_PRIVATE
-        if final == ord("t"):
-            return False  # window ops (resize, title stack, report)
-        return True
+        return final != ord("t")  # window ops: resize, title stack, reports
 
 
 def sanitize(data: bytes) -> bytes:

@@ -1,0 +1,466 @@
+"""QEMU through QMP (qemu.qmp's QMPClient): status, control, QOM, PCI memory, events, serial."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp import EventListener, ExecInterruptedError, QMPClient, QMPError, StateError
+from qemu.qmp.protocol import ConnectError, Runstate
+from qemu.qmp.qmp_client import ExecuteError
+
+from emutui.backends.base import BaseConnector, SerialStream, SocketSerial
+from emutui.backends.qemu.pci import bar_regions
+from emutui.backends.qemu.qtest import QtestClient
+from emutui.core import proc
+from emutui.core.errors import (
+    BackendError,
+    BusyError,
+    DisconnectedError,
+    InstanceDeadError,
+    NotFoundError,
+    ProtocolError,
+    RangeError,
+    UnsupportedError,
+)
+from emutui.core.instance import Instance
+from emutui.core.journal import JournalWriter
+from emutui.core.model import (
+    Capability,
+    Event,
+    InstanceState,
+    InstanceStatus,
+    MemoryRegion,
+    PropertyNode,
+)
+
+GREETING_TIMEOUT = 2.0  # a held monitor queues us silently; say "busy" instead of hanging
+XP_CONCURRENCY = 32  # pipelined HMP reads; QEMU serves them one by one anyway
+RAM_READ_MAX = 16 * 1024 * 1024
+
+_RUNNING = {"running"}
+# qemu.qmp logs every disconnect at ERROR level; the CLI reports them itself.
+logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
+
+
+class QemuConnector(BaseConnector):
+    backend_name = "QEMU"
+
+    def __init__(self, instance: Instance, aux: bool = True) -> None:
+        super().__init__(instance)
+        h = instance.handles
+        if h is None:
+            raise InstanceDeadError(f"{instance.name}: {instance.error}")
+        self.handles = h
+        self.aux = aux
+        role = "qmp-aux" if aux else "qmp"
+        if role not in h.channels or not h.channels[role].path:
+            raise ProtocolError(f"{instance.name}: handles.json has no {role} channel")
+        self.qmp_path = str(h.channels[role].path)
+        caps = {
+            Capability.SERIAL,
+            Capability.EVENTS,
+            Capability.PROPERTIES,
+            Capability.PROPERTY_WRITE,
+            Capability.MEMORY,
+            Capability.PAUSE,
+            Capability.RESET,
+            Capability.STOP,
+            Capability.COMMANDS,
+        }
+        if "qtest" in h.channels:
+            caps.add(Capability.MEMORY_WRITE)
+        self.capabilities = frozenset(caps)
+        self.client = QMPClient(f"emutui-{instance.name}")
+        self._journal = JournalWriter(instance.journal())
+        self._journal_listener = EventListener()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._gone = asyncio.Event()
+
+    # -- connection -----------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if not proc.is_alive(self.handles.pid, self.handles.pid_start):
+            raise InstanceDeadError(f"{self.name} is dead (pid {self.handles.pid} is gone)")
+        if proc.is_stopped(self.handles.pid or 0):
+            raise BusyError(f"{self.name}: QEMU process is stopped (SIGSTOP); it cannot answer")
+        try:
+            await asyncio.wait_for(self.client.connect(self.qmp_path), GREETING_TIMEOUT)
+        except TimeoutError as e:
+            raise BusyError(
+                f"{self.name}: busy: another client holds the "
+                f"{'auxiliary' if self.aux else 'primary'} monitor"
+            ) from e
+        except ConnectError as e:
+            if not proc.is_alive(self.handles.pid, self.handles.pid_start):
+                raise InstanceDeadError(f"{self.name} is dead (pid {self.handles.pid})") from e
+            cause = e.exc
+            if isinstance(cause, FileNotFoundError | ConnectionRefusedError):
+                raise DisconnectedError(
+                    f"{self.name}: QMP socket {self.qmp_path} is not answering"
+                ) from e
+            raise ProtocolError(f"{self.name}: QMP handshake failed: {e}") from e
+        self.client.register_listener(self._journal_listener)
+        self._tasks.append(asyncio.create_task(self._journal_pump()))
+        self._tasks.append(asyncio.create_task(self._watch_runstate()))
+
+    async def _journal_pump(self) -> None:
+        while True:
+            msg = await self._journal_listener.get()
+            self._journal.offer(self._to_event(msg))
+
+    async def _watch_runstate(self) -> None:
+        while True:
+            state = await self.client.runstate_changed()
+            if state in (Runstate.DISCONNECTING, Runstate.IDLE):
+                self._gone.set()
+                if state is Runstate.DISCONNECTING:
+                    try:
+                        await self.client.disconnect()
+                    except Exception:
+                        pass
+                return
+
+    async def close(self) -> None:
+        # Flush events that arrived just before a command's reply (STOP before
+        # the reply to "stop"), so a one-shot CLI command still journals them.
+        for msg in self._journal_listener.clear():
+            self._journal.offer(self._to_event(msg))
+        for t in self._tasks:
+            t.cancel()
+        self._tasks.clear()
+        try:
+            self.client.remove_listener(self._journal_listener)
+        except (ValueError, KeyError):
+            pass
+        if self.client.runstate is not Runstate.IDLE:
+            try:
+                await self.client.disconnect()
+            except Exception:
+                pass
+        self._journal.close()
+        self._gone.set()
+
+    @property
+    def connected(self) -> bool:
+        return self.client.runstate is Runstate.RUNNING
+
+    # -- raw commands -----------------------------------------------------------------
+
+    async def execute(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
+        if self.client.runstate is not Runstate.RUNNING:
+            raise self._gone_error()
+        try:
+            return await self.client.execute(cmd, args)
+        except ExecuteError as e:
+            desc = str(e)  # ExecuteError renders as QEMU's own "desc"
+            if e.error_class in ("DeviceNotFound",) or "not found" in desc:
+                raise NotFoundError(f"{cmd}: {desc}") from e
+            if e.error_class == "CommandNotFound":
+                raise NotFoundError(f"{desc}") from e
+            raise BackendError(f"{cmd}: {desc}") from e
+        except (ExecInterruptedError, StateError, EOFError, ConnectionError) as e:
+            raise self._gone_error() from e
+        except QMPError as e:
+            raise ProtocolError(f"{cmd}: {e}") from e
+
+    def _gone_error(self) -> Exception:
+        if not proc.is_alive(self.handles.pid, self.handles.pid_start):
+            return InstanceDeadError(f"{self.name} is dead (QEMU exited)")
+        return DisconnectedError(f"{self.name}: QMP connection closed")
+
+    async def hmp(self, line: str) -> str:
+        out = await self.execute("human-monitor-command", {"command-line": line})
+        return str(out)
+
+    async def command(self, line: str) -> Any:
+        """One monitor command: ``{"execute": …}``, ``!hmp line``, ``cmd {json}`` or ``cmd k=v``."""
+        cmd, args = parse_command(line)
+        if cmd == "!":
+            return await self.hmp(str(args["command-line"]))
+        return await self.execute(cmd, args or None)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def status(self) -> InstanceStatus:
+        st = await self.execute("query-status")
+        status = str(st.get("status", "")) if isinstance(st, dict) else ""
+        if status in _RUNNING:
+            return InstanceStatus(InstanceState.RUNNING, status)
+        return InstanceStatus(InstanceState.PAUSED, status)
+
+    async def pause(self) -> None:
+        await self.execute("stop")
+
+    async def resume(self) -> None:
+        await self.execute("cont")
+
+    async def reset(self) -> None:
+        await self.execute("system_reset")
+
+    async def stop(self) -> None:
+        """QMP quit, then SIGTERM, then SIGKILL to the process group; nothing left behind."""
+        pid, started = self.handles.pid, self.handles.pid_start
+        if pid and proc.is_alive(pid, started):
+            try:
+                if not self.connected:
+                    await self.connect()
+                await self.execute("quit")
+            except (BusyError, DisconnectedError, InstanceDeadError, ProtocolError):
+                pass
+            await self.close()
+            gone = await asyncio.to_thread(proc.wait_gone, pid, started, 2.0)
+            if not gone:
+                await asyncio.to_thread(proc.terminate, pid, started, 2.0)
+        else:
+            await self.close()
+
+    # -- events -----------------------------------------------------------------------
+
+    def _to_event(self, msg: Any) -> Event:
+        ts = msg.get("timestamp") or {}
+        t = float(ts.get("seconds", 0)) + float(ts.get("microseconds", 0)) / 1e6
+        data = msg.get("data") or {}
+        return Event(
+            name=str(msg.get("event", "?")),
+            data=dict(data) if isinstance(data, dict) else {"data": data},
+            timestamp=t,
+            source=self.name,
+        )
+
+    def events(self) -> _EventStream:
+        return _EventStream(self)
+
+    # -- serial -----------------------------------------------------------------------
+
+    async def serial(self, channel: str) -> SerialStream:
+        ch = self.handles.channels.get(channel)
+        if ch is None or ch.role != "serial" or not ch.path:
+            known = ", ".join(self.serial_channels()) or "none"
+            raise NotFoundError(f"{self.name}: no serial channel {channel!r} (channels: {known})")
+        if self.connected:
+            await self._check_serial_free(channel, ch.path)
+        return await SocketSerial.open_unix(ch.path)
+
+    async def _check_serial_free(self, channel: str, path: str) -> None:
+        # A chardev socket serves one client; a second one would wait silently.
+        try:
+            chardevs = await self.execute("query-chardev")
+        except BackendError:
+            return
+        for cd in chardevs or []:
+            fn = str(cd.get("filename", ""))
+            if path in fn and "<->" in fn:
+                raise BusyError(f"{self.name}: serial {channel} is held by another client")
+
+    # -- properties -------------------------------------------------------------------
+
+    async def list_props(self, path: str) -> list[PropertyNode]:
+        path = normalize_qom_path(path)
+        items = await self.execute("qom-list", {"path": path})
+        out = []
+        for it in items or []:
+            name = str(it.get("name"))
+            typ = str(it.get("type"))
+            child = typ.startswith("child<")
+            out.append(
+                PropertyNode(
+                    name=name,
+                    path=join_qom(path, name) if child else path,
+                    type=typ,
+                    has_children=child,
+                    writable=not child and not typ.startswith("link<"),
+                    description=str(it.get("description") or ""),
+                )
+            )
+        return out
+
+    async def get_prop(self, path: str, name: str) -> Any:
+        return await self.execute("qom-get", {"path": normalize_qom_path(path), "property": name})
+
+    async def set_prop(self, path: str, name: str, value: Any) -> None:
+        await self.execute(
+            "qom-set", {"path": normalize_qom_path(path), "property": name, "value": value}
+        )
+
+    # -- memory -----------------------------------------------------------------------
+
+    async def regions(self) -> list[MemoryRegion]:
+        pci = await self.execute("query-pci")
+        writable = Capability.MEMORY_WRITE in self.capabilities
+        regions = [
+            MemoryRegion(r.name, r.base, r.size, writable, r.access_width, r.description)
+            for r in bar_regions(pci)
+        ]
+        try:
+            summary = await self.execute("query-memory-size-summary")
+            ram = int(summary.get("base-memory", 0))
+        except (BackendError, NotFoundError):
+            ram = 0
+        if ram:
+            regions.append(MemoryRegion("ram", 0, ram, writable, 1, "guest RAM (base memory)"))
+        return regions
+
+    async def read(self, region: str, offset: int, length: int) -> bytes:
+        r = await self.find_region(region)
+        r.check(offset, length)
+        if length == 0:
+            return b""
+        if r.access_width == 1:
+            return await self._read_ram(r.base + offset, length)
+        return await self._read_words(r, offset, length)
+
+    async def _read_words(self, r: MemoryRegion, offset: int, length: int) -> bytes:
+        w = r.access_width
+        start = offset - offset % w
+        end = offset + length
+        end += (-end) % w
+        sem = asyncio.Semaphore(XP_CONCURRENCY)
+
+        async def word(addr: int) -> bytes:
+            async with sem:
+                text = await self.hmp(f"xp /1wx 0x{addr:x}")
+            return parse_xp_word(text).to_bytes(4, "little")
+
+        words = await asyncio.gather(*(word(r.base + a) for a in range(start, end, w)))
+        data = b"".join(words)
+        return data[offset - start : offset - start + length]
+
+    async def _read_ram(self, addr: int, length: int) -> bytes:
+        if length > RAM_READ_MAX:
+            raise RangeError(f"read at most {RAM_READ_MAX} bytes of RAM at a time")
+        # pmemsave writes a file QEMU opens itself: one round trip for any size.
+        tmp = self.instance.wd / f".pmem-{os.getpid()}-{id(self)}.bin"
+        try:
+            await self.execute("pmemsave", {"val": addr, "size": length, "filename": str(tmp)})
+            data = Path(tmp).read_bytes()
+        finally:
+            tmp.unlink(missing_ok=True)
+        if len(data) != length:
+            raise ProtocolError(f"pmemsave returned {len(data)} bytes, expected {length}")
+        return data
+
+    async def write(self, region: str, offset: int, data: bytes) -> None:
+        r = await self.find_region(region)
+        r.check(offset, len(data))
+        qt = self.handles.channels.get("qtest")
+        if qt is None or not qt.path:
+            raise UnsupportedError(
+                f"{self.name}: memory writes need qtest = true in target "
+                f"{self.handles.target!r} (QMP and HMP cannot write guest memory)"
+            )
+        if r.access_width == 4 and (offset % 4 or len(data) % 4):
+            raise RangeError(
+                f"{r.name}: MMIO writes must be whole 32-bit words at 4-byte aligned offsets"
+            )
+        async with QtestClient(qt.path) as q:
+            await q.write(r.base + offset, data)
+
+
+class _EventStream:
+    """Async iterator over events; its listener is registered at creation so none is missed."""
+
+    def __init__(self, conn: QemuConnector) -> None:
+        self._conn = conn
+        self._listener = EventListener()
+        conn.client.register_listener(self._listener)
+
+    def __aiter__(self) -> _EventStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._listener.empty() and self._conn._gone.is_set():
+            self._close()
+            raise StopAsyncIteration
+        get = asyncio.ensure_future(self._listener.get())
+        gone = asyncio.ensure_future(self._conn._gone.wait())
+        try:
+            done, _ = await asyncio.wait({get, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if get in done:
+            return self._conn._to_event(get.result())
+        get.cancel()
+        self._close()
+        raise StopAsyncIteration
+
+    def _close(self) -> None:
+        try:
+            self._conn.client.remove_listener(self._listener)
+        except (ValueError, KeyError):
+            pass
+
+    async def aclose(self) -> None:
+        self._close()
+
+
+_XP_RE = re.compile(r":\s*0x([0-9a-fA-F]+)")
+
+
+def parse_xp_word(text: str) -> int:
+    m = _XP_RE.search(text)
+    if not m:
+        raise ProtocolError(f"unexpected xp output: {text.strip()[:80]!r}")
+    return int(m.group(1), 16)
+
+
+def normalize_qom_path(path: str) -> str:
+    path = path.strip() or "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    if len(path) > 1:
+        path = path.rstrip("/")
+    return path
+
+
+def join_qom(path: str, name: str) -> str:
+    return f"{path.rstrip('/')}/{name}"
+
+
+def parse_command(line: str) -> tuple[str, dict[str, Any]]:
+    """``{"execute": c, "arguments": a}``, ``!hmp``, ``cmd {json}`` or ``cmd k=v k2=v2``."""
+    line = line.strip()
+    if not line:
+        raise ProtocolError("empty command")
+    if line.startswith("!"):
+        return "!", {"command-line": line[1:].strip()}
+    if line.startswith("{"):
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise ProtocolError(f"not valid JSON: {e}") from e
+        if not isinstance(obj, dict) or "execute" not in obj:
+            raise ProtocolError('a JSON command needs "execute"')
+        return str(obj["execute"]), dict(obj.get("arguments") or {})
+    cmd, _, rest = line.partition(" ")
+    rest = rest.strip()
+    if not rest:
+        return cmd, {}
+    if rest.startswith("{"):
+        try:
+            args = json.loads(rest)
+        except ValueError as e:
+            raise ProtocolError(f"arguments are not valid JSON: {e}") from e
+        if not isinstance(args, dict):
+            raise ProtocolError("arguments must be a JSON object")
+        return cmd, args
+    args_kv: dict[str, Any] = {}
+    for tok in rest.split():
+        key, eq, val = tok.partition("=")
+        if not eq:
+            raise ProtocolError(f"expected key=value, got {tok!r}")
+        try:
+            parsed: Any = json.loads(val)
+        except ValueError:
+            parsed = val
+        node = args_kv
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = parsed
+    return cmd, args_kv

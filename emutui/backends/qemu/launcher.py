@@ -1,0 +1,166 @@
+"""Builds the QEMU command line and starts QEMU detached, paused, then lets it run.
+
+QEMU is the server on every socket (two QMP monitors, the serial chardevs,
+qtest), so any process can attach and reattach from handles.json alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from emutui.core import proc
+from emutui.core.errors import BackendError, ConfigError, EmutuiError
+from emutui.core.handles import Channel, Handles
+from emutui.core.instance import OUTPUT_LOG
+from emutui.core.paths import socket_path
+from emutui.core.targets import TargetConfig
+
+ALLOWED_KEYS = {"binary", "machine", "kernel", "serial", "args", "qtest", "memory", "cpu"}
+DEFAULT_BINARY = "qemu-system-x86_64"
+SOCKET_WAIT = 5.0  # QEMU creates its sockets ~25 ms after exec; a loaded CI machine is slower
+
+
+def validate(target: TargetConfig) -> None:
+    target.check_keys(ALLOWED_KEYS)
+    target.str_opt("binary")
+    target.str_opt("machine")
+    target.path_opt("kernel")
+    serial = target.list_opt("serial", ["com1"])
+    for ch in serial:
+        if not ch.replace("-", "").replace("_", "").isalnum():
+            raise target.error("serial", "channel names made of letters, digits, '-' or '_'")
+    if len(set(serial)) != len(serial):
+        raise target.error("serial", "distinct channel names")
+    target.list_opt("args")
+    target.bool_opt("qtest")
+    target.str_opt("memory")
+    target.str_opt("cpu")
+
+
+def resolve_binary(target: TargetConfig) -> str:
+    binary = target.str_opt("binary", DEFAULT_BINARY) or DEFAULT_BINARY
+    found = shutil.which(binary)
+    if found is None:
+        raise ConfigError(
+            f"{target.source}: targets.{target.name}.binary: {binary!r} not found on PATH "
+            f"(Debian: apt-get install qemu-system-x86)"
+        )
+    return found
+
+
+def build_command(target: TargetConfig, wd: Path) -> tuple[list[str], dict[str, Channel]]:
+    """The full command line and the channels it creates. Always starts paused (-S)."""
+    binary = resolve_binary(target)
+    cmd = [binary, "-display", "none", "-no-user-config", "-nodefaults", "-S"]
+    machine = target.str_opt("machine")
+    if machine:
+        cmd += ["-machine", machine]
+    if target.str_opt("memory"):
+        cmd += ["-m", str(target.str_opt("memory"))]
+    if target.str_opt("cpu"):
+        cmd += ["-cpu", str(target.str_opt("cpu"))]
+    channels: dict[str, Channel] = {}
+    for role, fname in (("qmp", "qmp.sock"), ("qmp-aux", "qmp-aux.sock")):
+        path = socket_path(wd, fname)
+        cmd += ["-qmp", f"unix:{path},server=on,wait=off"]
+        channels[role] = Channel(role=role, kind="unix", path=str(path))
+    for i, name in enumerate(target.list_opt("serial", ["com1"])):
+        path = socket_path(wd, f"serial-{name}.sock")
+        log = wd / f"serial-{name}.log"
+        cid = f"serial{i}"
+        cmd += [
+            "-chardev",
+            f"socket,id={cid},path={path},server=on,wait=off,logfile={log},logappend=on",
+            "-serial",
+            f"chardev:{cid}",
+        ]
+        channels[name] = Channel(role="serial", kind="unix", path=str(path), log=str(log))
+    if target.bool_opt("qtest"):
+        path = socket_path(wd, "qtest.sock")
+        # -accel tcg keeps the guest running under qtest; -qtest-log silences per-command logs
+        cmd += ["-accel", "tcg", "-qtest", f"unix:{path},server=on,wait=off"]
+        cmd += ["-qtest-log", "/dev/null"]
+        channels["qtest"] = Channel(role="qtest", kind="unix", path=str(path))
+    else:
+        cmd += ["-accel", "tcg"]
+    kernel = target.path_opt("kernel")
+    if kernel:
+        cmd += ["-kernel", str(kernel)]
+    cmd += target.list_opt("args")
+    return cmd, channels
+
+
+def spawn(cmd: list[str], wd: Path) -> subprocess.Popen[bytes]:
+    """QEMU in its own session: it outlives the CLI and the TUI, and signals reach its group."""
+    log = os.open(wd / OUTPUT_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=wd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as e:
+        raise BackendError(f"cannot run {cmd[0]}: {e.strerror}") from e
+    finally:
+        os.close(log)
+
+
+async def wait_for_sockets(
+    popen: subprocess.Popen[bytes], paths: list[str], wd: Path, timeout: float = SOCKET_WAIT
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if popen.poll() is not None:
+            tail = (wd / OUTPUT_LOG).read_text(errors="replace").strip().splitlines()[-3:]
+            raise BackendError(
+                f"QEMU exited with status {popen.returncode} at start: " + " | ".join(tail)
+            )
+        if all(os.path.exists(p) for p in paths):
+            return
+        if loop.time() > deadline:
+            raise BackendError(f"QEMU did not create its sockets within {timeout:.0f} s")
+        await asyncio.sleep(0.005)
+
+
+async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Handles:
+    # Imported here: connector pulls in qemu.qmp, which the launcher's validation does not need.
+    from emutui.backends.qemu.connector import QemuConnector
+    from emutui.core.instance import Instance
+
+    cmd, channels = build_command(target, wd)
+    popen = spawn(cmd, wd)
+    handles = Handles(
+        name=name,
+        backend="qemu",
+        target=target.name,
+        pid=popen.pid,
+        pid_start=proc.start_time(popen.pid),
+        command=cmd,
+        channels=channels,
+        options={"qtest": "qtest" in channels, "machine": target.str_opt("machine") or ""},
+    )
+    handles.save(wd)
+    try:
+        await wait_for_sockets(popen, [c.path for c in channels.values() if c.path], wd)
+        if not paused:
+            conn = QemuConnector(Instance(name=name, wd=wd, handles=handles), aux=True)
+            await conn.connect()
+            try:
+                # Serial output is captured by the chardev logfile from the first byte,
+                # so nothing printed before a console attaches is lost.
+                await conn.resume()
+            finally:
+                await conn.close()
+    except (EmutuiError, OSError):
+        proc.terminate(popen.pid, handles.pid_start, grace=1.0)
+        raise
+    return handles

@@ -1,0 +1,162 @@
+"""ls, start, stop, reset, pause, resume."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+from emutui.commands import config, registry
+from emutui.core.errors import EmutuiError
+
+Sub = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("ls", help="list instances", parents=[common])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_ls)
+
+    p = sub.add_parser("start", help="start a target from the config", parents=[common])
+    p.add_argument("target")
+    p.add_argument("--name", help="instance name (default: the target's name)")
+    p.add_argument("--paused", action="store_true", help="leave the guest paused")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_start)
+
+    p = sub.add_parser("stop", help="stop an instance (or clean up a dead one)", parents=[common])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--all", action="store_true", help="stop every instance")
+    p.set_defaults(handler=cmd_stop)
+
+    for verb, what in (("reset", "reset"), ("pause", "pause"), ("resume", "resume")):
+        p = sub.add_parser(verb, help=f"{what} an instance", parents=[common])
+        p.add_argument("name")
+        p.set_defaults(handler=cmd_control, verb=verb)
+
+
+def _fmt_uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+async def cmd_ls(args: argparse.Namespace) -> int:
+    from emutui.control import probe_status
+
+    reg = registry(args)
+    _attach_configured(args, reg)
+    insts = reg.instances()
+    statuses = await asyncio.gather(*(probe_status(i) for i in insts))
+    rows: list[dict[str, Any]] = []
+    for inst, st in zip(insts, statuses, strict=True):
+        row = inst.summary()
+        row["state"] = st.state.value
+        row["detail"] = st.detail
+        row["uptime"] = inst.uptime()
+        if st.state.value == "dead":
+            row["log_tail"] = dead_tail(inst)
+        rows.append(row)
+    if args.json:
+        from emutui.cli import print_json
+
+        print_json(rows)
+        return 0
+    if not rows:
+        print(f"no instances in {reg.root}")
+        return 0
+    header = f"{'NAME':<16} {'BACKEND':<8} {'TARGET':<14} {'STATE':<13} {'UPTIME':>8} {'PID':>7}"
+    print(header)
+    for r in rows:
+        sim = "*" if r["simulated"] else ""
+        print(
+            f"{r['name'] + sim:<16} {r['backend']:<8} {r['target']:<14} {r['state']:<13} "
+            f"{_fmt_uptime(r['uptime']):>8} {r['pid'] or '-':>7}"
+        )
+        if r["state"] == "dead":
+            for line in r.get("log_tail") or []:
+                print(f"    | {line}")
+    if any(r["simulated"] for r in rows):
+        print("* simulated")
+    return 0
+
+
+def _attach_configured(args: argparse.Namespace, reg: Any) -> None:
+    """Configured daemons ([daemons.NAME]) show up without an explicit attach."""
+    try:
+        cfg = config(args, validate=False)
+    except EmutuiError:
+        return
+    if not cfg.daemons:
+        return
+    try:
+        from emutui.commands.attach import ensure_configured_daemons
+    except ImportError:
+        return
+    try:
+        ensure_configured_daemons(cfg, reg)
+    except EmutuiError:
+        pass
+
+
+def dead_tail(inst: Any, lines: int = 5) -> list[str]:
+    """The last words of a dead instance: the emulator's own output, else its first console."""
+    tail = inst.tail(lines=lines)
+    chans = inst.handles.serial_channels() if inst.handles else []
+    if chans:
+        tail += [f"{chans[0]}: {t}" for t in inst.tail(inst.serial_log(chans[0]), lines=lines)]
+    return tail[-lines:]
+
+
+async def cmd_start(args: argparse.Namespace) -> int:
+    from emutui.control import start_target
+
+    t0 = time.monotonic()
+    inst = await start_target(config(args), registry(args), args.target, args.name, args.paused)
+    if args.json:
+        from emutui.cli import print_json
+
+        print_json(inst.summary() | {"state": "paused" if args.paused else "running"})
+    else:
+        state = "paused" if args.paused else "running"
+        print(
+            f"started {inst.name} ({inst.backend}, pid {inst.pid}) {state} "
+            f"in {time.monotonic() - t0:.2f} s; dir {inst.wd}"
+        )
+    return 0
+
+
+async def cmd_stop(args: argparse.Namespace) -> int:
+    from emutui.control import stop_instance
+
+    reg = registry(args)
+    if args.all:
+        targets = reg.instances()
+    elif args.name:
+        targets = [reg.get(args.name)]
+    else:
+        raise EmutuiError("stop: give an instance NAME or --all")
+    failures = 0
+    for inst in targets:
+        try:
+            await stop_instance(reg, inst)
+            print(f"stopped {inst.name}")
+        except EmutuiError as e:
+            failures += 1
+            print(f"emutui: {inst.name}: {e}")
+    return 1 if failures else 0
+
+
+async def cmd_control(args: argparse.Namespace) -> int:
+    from emutui.control import connected
+
+    inst = registry(args).get(args.name)
+    async with connected(inst) as conn:
+        await getattr(conn, args.verb)()
+        st = await conn.status()
+    print(f"{inst.name}: {st.state.value}")
+    return 0

@@ -1,0 +1,225 @@
+"""events, logs, term: what an instance says, past and live."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from emutui.commands import registry
+from emutui.core.errors import NotFoundError
+from emutui.core.instance import Instance
+from emutui.core.model import Event
+from emutui.core.sanitize import TerminalSanitizer
+
+Sub = argparse._SubParsersAction  # type: ignore[type-arg]
+ESCAPE_KEY = 0x1D  # Ctrl+], as in telnet and virsh
+
+
+def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("events", help="event history, and live events with -f", parents=[common])
+    p.add_argument("name")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+    p.add_argument("-n", "--lines", type=int, default=0, help="only the last N from history")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(handler=cmd_events)
+
+    p = sub.add_parser(
+        "logs", help="serial output (everything the guest printed)", parents=[common]
+    )
+    p.add_argument("name")
+    p.add_argument("channel", nargs="?", help="serial channel (default: the first)")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--emulator", action="store_true", help="the emulator's own output instead")
+    p.add_argument("--raw", action="store_true", help="bytes as received, even to a terminal")
+    p.set_defaults(handler=cmd_logs)
+
+    p = sub.add_parser("term", help="interactive serial console (Ctrl+] leaves)", parents=[common])
+    p.add_argument("name")
+    p.add_argument("channel", nargs="?")
+    p.set_defaults(handler=cmd_term)
+
+
+def format_event(ev: Event) -> str:
+    t = time.strftime("%H:%M:%S", time.localtime(ev.timestamp))
+    ms = int((ev.timestamp % 1) * 1000)
+    data = json.dumps(ev.data, separators=(",", ":"), default=str) if ev.data else ""
+    return f"{t}.{ms:03d} {ev.name} {data}".rstrip()
+
+
+async def cmd_events(args: argparse.Namespace) -> int:
+    from emutui.control import connected
+
+    inst = registry(args).get(args.name)
+
+    def show(ev: Event) -> None:
+        print(json.dumps(ev.to_json(), default=str) if args.json else format_event(ev), flush=True)
+
+    for ev in inst.journal().read(limit=args.lines or None):
+        show(ev)
+    if args.follow:
+        async with connected(inst) as conn:
+            async for ev in conn.events():
+                show(ev)
+        print(f"emutui: {inst.name}: connection closed", file=sys.stderr)
+    return 0
+
+
+def _channel(inst: Instance, channel: str | None) -> str:
+    chans = inst.handles.serial_channels() if inst.handles else []
+    if channel is None:
+        if not chans:
+            raise NotFoundError(f"{inst.name} has no serial channels")
+        return chans[0]
+    if channel not in chans:
+        raise NotFoundError(
+            f"{inst.name}: no serial channel {channel!r} (channels: {', '.join(chans) or 'none'})"
+        )
+    return channel
+
+
+async def cmd_logs(args: argparse.Namespace) -> int:
+    inst = registry(args).get(args.name)
+    path = inst.output_log() if args.emulator else inst.serial_log(_channel(inst, args.channel))
+    out = sys.stdout.buffer
+    sanitizer = None if args.raw or not sys.stdout.isatty() else TerminalSanitizer()
+    for chunk in follow_file(path, args.follow, lambda: inst.alive()):
+        out.write(sanitizer.feed(chunk) if sanitizer else chunk)
+        out.flush()
+    return 0
+
+
+def follow_file(path: Path, follow: bool, alive: object = None) -> Iterator[bytes]:
+    """Chunks of a file, then (with follow) what is appended, across rotation."""
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        if not follow:
+            return
+        while not path.exists():
+            time.sleep(0.2)
+        f = path.open("rb")
+    with f:
+        ino = os.fstat(f.fileno()).st_ino
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                yield chunk
+                continue
+            if not follow:
+                return
+            time.sleep(0.1)
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            if st.st_ino != ino:  # rotated: finish the old file, go on with the new one
+                rest = f.read()
+                if rest:
+                    yield rest
+                f.close()
+                f = path.open("rb")
+                ino = os.fstat(f.fileno()).st_ino
+
+
+async def cmd_term(args: argparse.Namespace) -> int:
+    from emutui.control import connected
+
+    inst = registry(args).get(args.name)
+    channel = _channel(inst, args.channel)
+    async with connected(inst) as conn:
+        stream = await conn.serial(channel)
+    try:
+        interactive = sys.stdin.isatty()
+        if interactive:
+            print(f"[{inst.name}:{channel}] connected; Ctrl+] leaves\r", file=sys.stderr)
+        await _pump(stream, interactive)
+    finally:
+        await stream.close()
+        if sys.stdin.isatty():
+            print(f"\r\n[{inst.name}:{channel}] left", file=sys.stderr)
+    return 0
+
+
+async def _pump(stream: object, interactive: bool) -> None:
+    from emutui.backends.base import SerialStream
+
+    assert isinstance(stream, SerialStream) or hasattr(stream, "read")
+    loop = asyncio.get_running_loop()
+    sanitizer = TerminalSanitizer()
+    out = sys.stdout.buffer
+    stdin_fd = sys.stdin.fileno()
+    done = asyncio.Event()
+    keys: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def on_stdin() -> None:
+        try:
+            data = os.read(stdin_fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(stdin_fd)
+            if not interactive:
+                # piped input: give the guest a moment to answer the last bytes
+                loop.call_later(0.5, done.set)
+            else:
+                done.set()
+            return
+        if interactive and ESCAPE_KEY in data:
+            data = data[: data.index(ESCAPE_KEY)]
+            if data:
+                keys.put_nowait(data)
+            done.set()
+            return
+        keys.put_nowait(data)
+
+    async def reader() -> None:
+        while True:
+            chunk = await stream.read(65536)  # type: ignore[attr-defined]
+            if not chunk:
+                done.set()
+                return
+            out.write(sanitizer.feed(chunk) if interactive or sys.stdout.isatty() else chunk)
+            out.flush()
+
+    async def writer() -> None:
+        while True:
+            data = await keys.get()
+            await stream.write(data)  # type: ignore[attr-defined]
+
+    with _raw_mode(stdin_fd, interactive):
+        loop.add_reader(stdin_fd, on_stdin)
+        tasks = [asyncio.create_task(reader()), asyncio.create_task(writer())]
+        try:
+            await done.wait()
+            # drain keys typed just before leaving
+            while not keys.empty():
+                await stream.write(keys.get_nowait())  # type: ignore[attr-defined]
+        finally:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(stdin_fd)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.contextmanager
+def _raw_mode(fd: int, enable: bool) -> Iterator[None]:
+    if not enable:
+        yield
+        return
+    import termios
+    import tty
+
+    old = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, old)
