@@ -386,7 +386,7 @@ class Machine:
         return self.peripherals.get(short)
 
     def load_platform(self, text: str, source: str) -> None:
-        """A small subset of Renode's .repl: ``name: Type @ sysbus ADDR`` and indented ``key: value``."""
+        """A subset of Renode's .repl: ``name: Type @ sysbus ADDR``, indented ``key: value``."""
         current: Peripheral | None = None
         pending: list[tuple[str, str, str, dict[str, str]]] = []
         for lineno, raw in enumerate(text.splitlines(), 1):
@@ -472,7 +472,7 @@ class Machine:
 
 
 class SocketTerminal:
-    """``emulation CreateServerSocketTerminal``: one client at a time, bytes queued until one comes."""
+    """``emulation CreateServerSocketTerminal``: one client at a time; bytes queue until then."""
 
     def __init__(
         self, emulation: Emulation, name: str, port: int, telnet: bool, flush_on_connect: bool
@@ -556,7 +556,7 @@ class SocketTerminal:
 
 
 class PtyTerminal:
-    """``emulation CreateUartPtyTerminal "name" "/path"``: a pty whose slave is symlinked at path."""
+    """``emulation CreateUartPtyTerminal "name" "/path"``: a pty, its slave symlinked at path."""
 
     def __init__(self, emulation: Emulation, name: str, path: Path, force: bool) -> None:
         if path.exists() or path.is_symlink():
@@ -675,7 +675,7 @@ class Emulation:
             ext.close()
 
     def _firmware(self) -> None:
-        """The scripted firmware: banner on (re)start, echo, and a periodic tick on the first UART."""
+        """The scripted firmware: banner on (re)start, echo, a periodic tick on the first UART."""
         while True:
             with self.lock:
                 self.lock.cond.wait(0.05)
