@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from emutui.backends.base import SerialStream
 from emutui.commands import registry
 from emutui.core.errors import NotFoundError
 from emutui.core.instance import Instance
@@ -147,16 +148,23 @@ async def cmd_term(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _pump(stream: object, interactive: bool) -> None:
-    from emutui.backends.base import SerialStream
-
-    assert isinstance(stream, SerialStream) or hasattr(stream, "read")
+async def _pump(stream: SerialStream, interactive: bool) -> None:
     loop = asyncio.get_running_loop()
     sanitizer = TerminalSanitizer()
     out = sys.stdout.buffer
+    to_tty = sys.stdout.isatty()
     stdin_fd = sys.stdin.fileno()
     done = asyncio.Event()
     keys: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def on_key_bytes(data: bytes) -> None:
+        if ESCAPE_KEY in data:
+            data = data[: data.index(ESCAPE_KEY)]
+            if data:
+                keys.put_nowait(data)
+            done.set()
+            return
+        keys.put_nowait(data)
 
     def on_stdin() -> None:
         try:
@@ -165,42 +173,45 @@ async def _pump(stream: object, interactive: bool) -> None:
             data = b""
         if not data:
             loop.remove_reader(stdin_fd)
-            if not interactive:
-                # piped input: give the guest a moment to answer the last bytes
-                loop.call_later(0.5, done.set)
-            else:
-                done.set()
-            return
-        if interactive and ESCAPE_KEY in data:
-            data = data[: data.index(ESCAPE_KEY)]
-            if data:
-                keys.put_nowait(data)
             done.set()
             return
-        keys.put_nowait(data)
+        on_key_bytes(data)
+
+    async def piped_input() -> None:
+        # A pipe or file (scripts, tests): read it in a thread (epoll refuses regular
+        # files), then give the guest a moment to answer the last bytes.
+        while True:
+            data = await loop.run_in_executor(None, os.read, stdin_fd, 4096)
+            if not data:
+                break
+            keys.put_nowait(data)
+        await asyncio.sleep(0.5)
+        done.set()
 
     async def reader() -> None:
         while True:
-            chunk = await stream.read(65536)  # type: ignore[attr-defined]
+            chunk = await stream.read(65536)
             if not chunk:
                 done.set()
                 return
-            out.write(sanitizer.feed(chunk) if interactive or sys.stdout.isatty() else chunk)
+            # Guest bytes reach a terminal only through the sanitizer; a pipe gets them as is.
+            out.write(sanitizer.feed(chunk) if to_tty else chunk)
             out.flush()
 
     async def writer() -> None:
         while True:
-            data = await keys.get()
-            await stream.write(data)  # type: ignore[attr-defined]
+            await stream.write(await keys.get())
 
     with _raw_mode(stdin_fd, interactive):
-        loop.add_reader(stdin_fd, on_stdin)
         tasks = [asyncio.create_task(reader()), asyncio.create_task(writer())]
+        if interactive:
+            loop.add_reader(stdin_fd, on_stdin)
+        else:
+            tasks.append(asyncio.create_task(piped_input()))
         try:
             await done.wait()
-            # drain keys typed just before leaving
-            while not keys.empty():
-                await stream.write(keys.get_nowait())  # type: ignore[attr-defined]
+            while not keys.empty():  # keys typed just before leaving still go out
+                await stream.write(keys.get_nowait())
         finally:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(stdin_fd)
