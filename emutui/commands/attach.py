@@ -1,0 +1,146 @@
+"""attach vrtd NAME [--socket PATH], detach NAME: daemons as instances.
+
+emutui does not start or own a vrtd daemon; it records where the daemon's
+socket is, in an instance directory (handles.json with ``attached: true``),
+so ``ls``, ``prop``, ``mem`` and the TUI treat it like any other instance.
+``detach`` forgets it and never touches the daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from emutui.commands import registry
+from emutui.config import Config
+from emutui.core.errors import EmutuiError, NotFoundError
+from emutui.core.instance import Instance
+from emutui.core.registry import Registry
+
+Sub = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "attach",
+        help="attach to a running daemon (vrtd) as an instance",
+        description="Record a running vrtd daemon as the instance NAME. The socket is "
+        "--socket, else $VRTD_SOCKET, else /run/vrtd.sock. The daemon must answer.",
+        parents=[common],
+    )
+    p.add_argument("backend", choices=["vrtd"])
+    p.add_argument("name")
+    p.add_argument("--socket", help="the daemon's socket (default $VRTD_SOCKET, /run/vrtd.sock)")
+    p.add_argument("--json", action="store_true")
+    # set by `emutui demo`, which starts the simulator itself
+    p.add_argument("--simulated", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="record the daemon even if it does not answer now (it shows as disconnected)",
+    )
+    p.set_defaults(handler=cmd_attach)
+
+    p = sub.add_parser(
+        "detach", help="forget an attached daemon (the daemon keeps running)", parents=[common]
+    )
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_detach)
+
+
+async def attach_vrtd(
+    reg: Registry,
+    name: str,
+    socket_path: str | None = None,
+    *,
+    simulated: bool = False,
+    check: bool = True,
+    target: str = "vrtd",
+) -> Instance:
+    """Attach the vrtd daemon at ``socket_path`` as instance ``name``.
+
+    With ``check``, the daemon must answer GET_NUM_DEVICES first, so a typo in
+    the path or a permission problem is reported now, not later; nothing is
+    recorded then. The demo passes ``simulated=True`` for a simulator it started.
+    """
+    from emutui.backends.vrtd import make_handles, socket_for
+    from emutui.backends.vrtd.client import VrtdClient
+
+    path = socket_for(None, socket_path)
+    if check:
+        client = VrtdClient(path)
+        try:
+            await client.connect()
+            await client.get_num_devices()
+        finally:
+            await client.close()
+    existing = _existing(reg, name)
+    if existing is not None:
+        h = existing.handles
+        if h is not None and h.backend == "vrtd" and h.options.get("socket") == path:
+            return existing  # attaching twice to the same daemon is a no-op
+        raise EmutuiError(
+            f"an instance named {name!r} already exists ({existing.backend}); "
+            f"detach or stop it first, or pick another name"
+        )
+    wd = reg.create(name)
+    make_handles(name, path, target=target, simulated=simulated).save(wd)
+    return Instance.load(wd)
+
+
+def _existing(reg: Registry, name: str) -> Instance | None:
+    try:
+        return reg.get(name)
+    except NotFoundError:
+        return None
+
+
+def ensure_configured_daemons(cfg: Config, reg: Registry) -> list[Instance]:
+    """Attach every ``[daemons.NAME]`` not attached yet (no round trip: a daemon that
+    is down is recorded anyway and shows as disconnected). Returns the new instances."""
+    from emutui.backends import get_backend
+    from emutui.backends.vrtd import make_handles, socket_for
+
+    out = []
+    for name, target in sorted(cfg.daemons.items()):
+        if target.backend != "vrtd":
+            continue
+        if _existing(reg, name) is not None:
+            continue
+        get_backend("vrtd").validate(target)
+        wd = reg.create(name)
+        make_handles(name, socket_for(target), target=name).save(wd)
+        out.append(Instance.load(wd))
+    return out
+
+
+async def cmd_attach(args: argparse.Namespace) -> int:
+    inst = await attach_vrtd(
+        registry(args),
+        args.name,
+        args.socket,
+        simulated=args.simulated,
+        check=not args.no_check,
+    )
+    if args.json:
+        from emutui.cli import print_json
+
+        print_json(
+            inst.summary() | {"socket": inst.handles.options["socket"] if inst.handles else None}
+        )
+    else:
+        sock = inst.handles.options.get("socket") if inst.handles else "?"
+        print(f"attached {inst.name} (vrtd at {sock}); dir {inst.wd}")
+    return 0
+
+
+def cmd_detach(args: argparse.Namespace) -> int:
+    reg = registry(args)
+    inst = reg.get(args.name)
+    if not inst.is_daemon:
+        raise EmutuiError(
+            f"{args.name} is not an attached daemon ({inst.backend}); use 'emutui stop {args.name}'"
+        )
+    with inst.lock():
+        reg.remove(inst)
+    print(f"detached {args.name}")
+    return 0
