@@ -1,0 +1,92 @@
+"""Renode fixtures: the stand-in as a separate process, started by the real launcher."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import stat
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from emutui.config import Config, parse_config
+from emutui.control import start_target, stop_instance
+from emutui.core.instance import Instance
+from emutui.core.registry import Registry
+from emutui.sim.renode import demo_platform
+
+
+def standin_binary(tmp: Path) -> Path:
+    """The installed ``renode-standin`` script; a tiny wrapper if the venv lacks it."""
+    for cand in (Path(sys.executable).parent / "renode-standin", shutil.which("renode-standin")):
+        if cand and Path(cand).exists():
+            return Path(cand)
+    wrapper = tmp / "renode-standin"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m emutui.sim.renode "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return wrapper
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Path:
+    return standin_binary(tmp_path)
+
+
+RENODE_CONFIG = """
+[targets.board]
+backend = "renode"
+binary = "{binary}"
+platform = "{platform}"
+uarts = ["sysbus.uart0", "sysbus.uart1"]
+"""
+
+
+@pytest.fixture
+def renode_config_file(tmp_path: Path, standin: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    p = tmp_path / "emutui.toml"
+    p.write_text(RENODE_CONFIG.format(binary=standin, platform=demo_platform()))
+    monkeypatch.setenv("EMUTUI_CONFIG", str(p))
+    return p
+
+
+@pytest.fixture
+def renode_config(renode_config_file: Path) -> Config:
+    return parse_config(renode_config_file)
+
+
+@pytest.fixture
+async def board(renode_config: Config, registry: Registry) -> AsyncIterator[Instance]:
+    """A running stand-in machine, its UART banner already in the serial log."""
+    inst = await start_target(renode_config, registry, "board", None, False)
+    await wait_for_file_text(inst.serial_log("uart0"), b"stand-in firmware")
+    yield inst
+    await stop_instance(registry, inst)
+
+
+async def wait_for_file_text(path: Path, needle: bytes, timeout: float = 15.0) -> bytes:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    data = b""
+    while loop.time() < deadline:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        if needle in data:
+            return data
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{needle!r} not in {path} after {timeout} s: {data[-200:]!r}")
+
+
+def pid_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+__all__ = ["os", "pid_gone", "wait_for_file_text"]
