@@ -648,8 +648,21 @@ class Emulation:
     def __post_init__(self) -> None:
         threading.Thread(target=self._firmware, daemon=True, name="firmware").start()
 
+    started: bool = False  # Renode keeps this flag on the Emulation, not per machine
+
     def is_started(self) -> bool:
-        return any(m.running for m in self.machines.values())
+        return self.started
+
+    def start_all(self) -> None:
+        self.started = True
+        for m in self.machines.values():
+            m.start()
+        self.lock.notify_firmware()
+
+    def pause_all(self) -> None:
+        self.started = False
+        for m in self.machines.values():
+            m.pause()
 
     def create_machine(self, name: str | None) -> Machine:
         if name is None:
@@ -659,6 +672,8 @@ class Emulation:
         self.counter += 1
         m = Machine(self, name)
         self.machines[name] = m
+        if self.started:
+            m.start()  # a machine added to a running emulation runs too
         return m
 
     def clear(self) -> None:
@@ -669,6 +684,7 @@ class Emulation:
         self.machines.clear()
         self.current = None
         self.counter = 0
+        self.started = False
 
     def close(self) -> None:
         for ext in self.externals.values():

@@ -246,14 +246,11 @@ class Monitor:
             out.line("Emulation is already started. Ignoring command")
             return
         out.line("Starting emulation...")
-        for m in self.em.machines.values():
-            m.start()
-        self.em.lock.notify_firmware()
+        self.em.start_all()
 
     def cmd_pause(self, args: list[str], out: Output) -> None:
         out.line("Pausing emulation...")
-        for m in self.em.machines.values():
-            m.pause()
+        self.em.pause_all()
 
     def cmd_include(self, args: list[str], out: Output) -> None:
         if not args:

@@ -321,9 +321,7 @@ class RobotServer:
         # Renode's wait keywords start a paused emulation (TerminalTester.WaitFor).
         with self.em.lock:
             if not self.em.is_started():
-                for m in self.em.machines.values():
-                    m.start()
-                self.em.lock.notify_firmware()
+                self.em.start_all()
 
     def _wait_uart(
         self,
