@@ -272,8 +272,9 @@ async def test_bad_platform_is_reported_and_cleaned_up(tmp_path: Path, standin: 
 def test_validation_messages(tmp_path: Path) -> None:
     repl = tmp_path / "x.repl"
     repl.write_text("")
-    ok = TargetConfig("t", "renode", {"platform": str(repl), "uarts": ["sysbus.uart0"]},
-                      source="cfg.toml")
+    ok = TargetConfig(
+        "t", "renode", {"platform": str(repl), "uarts": ["sysbus.uart0"]}, source="cfg.toml"
+    )
     BACKEND.validate(ok)
     cases = [
         ({}, "set exactly one of 'platform'"),

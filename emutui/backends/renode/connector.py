@@ -357,6 +357,9 @@ class RenodeConnector(BaseConnector):
         a lock by whoever reads past it.
         """
         path = self._log_path()
+        # Lines already journaled are history: the CLI and TUI show them from the
+        # journal, so only what comes after is yielded here.
+        skip_before = self._journaled_up_to()
         pos = 0  # how far the file has been read
         base = 0  # file offset of the first byte of ``pending``
         pending = b""
@@ -397,6 +400,9 @@ class RenodeConnector(BaseConnector):
                 if last is not None:
                     self._journal(last)
                     yield last
+                    last = None
+                if start < skip_before:
+                    continue
                 clock, level, obj, msg = parsed
                 last = Event(
                     name=level,
@@ -410,6 +416,13 @@ class RenodeConnector(BaseConnector):
                     timestamp=_clock_to_epoch(clock),
                     source=self.name,
                 )
+
+    def _journaled_up_to(self) -> int:
+        try:
+            raw = (self.instance.wd / OFFSET_FILE).read_bytes().strip()
+        except OSError:
+            return 0
+        return int(raw) if raw.isdigit() else 0
 
     def _journal(self, ev: Event) -> None:
         """Append to the instance journal unless another tailer already did."""

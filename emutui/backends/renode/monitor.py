@@ -39,7 +39,9 @@ def clean(text: str) -> str:
 
 def parse_scalar(text: str) -> Any:
     """A value result: ``0x0001C200`` -> int, ``True`` -> bool, otherwise the stripped text."""
-    s = _ANSI.sub("", text).strip()
+    s = clean(text).strip()
+    if "\nPossible values are:" in s:
+        s = s.split("\n", 1)[0].strip()  # an enum: its name, then the list of its values
     if s in ("True", "False"):
         return s == "True"
     m = re.fullmatch(r"(0x[0-9A-Fa-f]+)(?:\s*\((-?\d+)\))?", s)

@@ -234,3 +234,4 @@ def _console(monitor: object) -> None:
         if monitor.quit_requested:
             os.kill(os.getpid(), signal.SIGTERM)
             return
+    monitor.quit_requested = True  # end of input on the console ends Renode as `quit` does
