@@ -241,7 +241,8 @@ class VrtdClient:
             except BlockingIOError:
                 await self._wait(sock, write=False)
         fds = _fds_from(anc)
-        if not data and not flags and not fds:
+        # (msg_flags may echo MSG_CMSG_CLOEXEC, so only TRUNC/CTRUNC count here)
+        if not data and not fds and not flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             raise ConnectionResetError(errno.ECONNRESET, "connection closed by the daemon")
         return data, fds, flags
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 # BAR0/BAR2 are uncached device memory holding AXI-Lite registers: 32-bit accesses.
 ACCESS_WIDTH = 4
 MIB = 1 << 20
+LIVENESS_INTERVAL = 0.02  # seconds between liveness polls on the read fast path
 
 
 @dataclass
@@ -109,6 +111,8 @@ class VrtdConnector(BaseConnector):
         self._client: VrtdClient | None = None
         self._devices: list[DeviceView] = []
         self._maps: dict[str, BarMapping] = {}
+        self._map_regions: dict[str, MemoryRegion] = {}  # bounds of each mapped BAR
+        self._checked = 0.0  # last liveness poll, for the read/write fast path
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._was_connected = False
         self._closed = False
@@ -129,6 +133,7 @@ class VrtdConnector(BaseConnector):
         for m in self._maps.values():
             m.close()
         self._maps.clear()
+        self._map_regions.clear()
         client, self._client = self._client, None
         if client is not None:
             client._abort()
@@ -373,7 +378,7 @@ class VrtdConnector(BaseConnector):
 
         async def fn(client: VrtdClient) -> tuple[BarMapping, MemoryRegion]:
             m = self._maps.get(region)
-            r = next((x for x in self._regions or [] if x.name == region), None)
+            r = self._map_regions.get(region)
             if m is not None and r is not None and not m.closed:
                 return m, r
             d = self._device(self._devices, dev_name)
@@ -390,20 +395,34 @@ class VrtdConnector(BaseConnector):
             if old is not None:
                 old.close()
             self._maps[region] = m
-            self._regions = [x for x in self._regions or [] if x.name != region] + [r]
+            self._map_regions[region] = r
             return m, r
 
         result: tuple[BarMapping, MemoryRegion] = await self._run(fn)
         return result
 
+    def _cached(self, region: str) -> tuple[BarMapping, MemoryRegion] | None:
+        """Fast path for the hex view and bulk reads: a cached mapping, with the
+        daemon's liveness polled at most every LIVENESS_INTERVAL seconds (a
+        stale read within that window shows memory the dead daemon left)."""
+        m = self._maps.get(region)
+        if m is None or m.closed:
+            return None
+        now = time.monotonic()
+        if now - self._checked > LIVENESS_INTERVAL:
+            client = self._client
+            if client is None or client.peer_gone():
+                return None
+            self._checked = now
+        return m, self._map_regions[region]
+
     async def read(self, region: str, offset: int, length: int) -> bytes:
-        m, r = await self._mapping(region)
-        r.check(offset, length)
+        # BarMapping checks bounds (against the fd's length) and alignment
+        m, r = self._cached(region) or await self._mapping(region)
         return m.read(offset, length, r.access_width)
 
     async def write(self, region: str, offset: int, data: bytes) -> None:
-        m, r = await self._mapping(region)
-        r.check(offset, len(data))
+        m, r = self._cached(region) or await self._mapping(region)
         m.write(offset, bytes(data), r.access_width)
 
     # ------------------------------------------------------------------ shell verbs
