@@ -37,11 +37,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from emutui.backends.vrtd import make_handles  # noqa: E402
-from emutui.backends.vrtd.client import VrtdClient  # noqa: E402
-from emutui.backends.vrtd.connector import VrtdConnector  # noqa: E402
-from emutui.backends.vrtd.wire import Opcode, req_dev_bar  # noqa: E402
-from emutui.core.instance import Instance  # noqa: E402
+from emutui.backends.vrtd import make_handles
+from emutui.backends.vrtd.client import VrtdClient
+from emutui.backends.vrtd.connector import VrtdConnector
+from emutui.backends.vrtd.wire import Opcode, req_dev_bar
+from emutui.core.instance import Instance
 
 MIB = 1 << 20
 BAR = 128 * MIB
@@ -68,7 +68,7 @@ def start_sim(path: str) -> subprocess.Popen[bytes]:
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 async def bench_rtt(path: str, n: int) -> dict[str, float]:
@@ -251,7 +251,8 @@ def main() -> int:
     hv = summary.get("hexview")
     if hv:
         print(
-            f"hex view 120x40 on 128 MiB BAR0: full-screen render {hv['render_full_screen_ms']:.2f} ms, "
+            f"hex view 120x40 on 128 MiB BAR0: "
+            f"full-screen render {hv['render_full_screen_ms']:.2f} ms, "
             f"jump+load+paint {hv['jump_loaded_painted_ms']:.1f} ms"
         )
     else:
