@@ -120,3 +120,16 @@ def test_sim_renode_via_cli(tmp_path: Path) -> None:
     )
     assert b"m, " in r.stdout and b"Renode is quitting" in r.stdout
     assert (tmp_path / "pid").read_text().isdigit()
+
+
+def test_demo_target_is_consistent() -> None:
+    from emutui.backends.renode import BACKEND
+    from emutui.core.targets import TargetConfig
+    from emutui.sim.renode import DEMO_PLATFORM, demo_platform, demo_target_options
+
+    # The packaged .repl and its fallback copy in the code must not drift apart.
+    assert demo_platform().read_text() == DEMO_PLATFORM
+    opts = demo_target_options()
+    BACKEND.validate(
+        TargetConfig("demo", "renode", {k: v for k, v in opts.items() if k != "backend"})
+    )

@@ -25,12 +25,69 @@ from types import FrameType
 
 from emutui.sim.renode.emulation import VERSION, Emulation, Logger, eprint
 
-__all__ = ["demo_platform", "main"]
+__all__ = ["demo_platform", "demo_target_options", "main", "standin_binary"]
 
 
 def demo_platform() -> Path:
-    """The sample board shipped with the stand-in (package data)."""
-    return Path(str(resources.files("emutui.sim.renode") / "platforms" / "emutui-demo.repl"))
+    """The sample board shipped with the stand-in (package data).
+
+    If an installation left the data file out (package-data not listed), the
+    same text is written once to the user cache dir, so the demo still works.
+    """
+    packaged = Path(str(resources.files("emutui.sim.renode") / "platforms" / "emutui-demo.repl"))
+    if packaged.is_file():
+        return packaged
+    from platformdirs import user_cache_path
+
+    out = user_cache_path("emutui") / "renode" / "emutui-demo.repl"
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(DEMO_PLATFORM)
+    return out
+
+
+def standin_binary() -> str:
+    """The ``renode-standin`` executable next to this interpreter, else on PATH."""
+    cand = Path(sys.executable).parent / "renode-standin"
+    if cand.exists():
+        return str(cand)
+    return shutil.which("renode-standin") or str(cand)
+
+
+def demo_target_options() -> dict[str, object]:
+    """Target options for a simulated Renode board, for ``emutui demo`` and examples."""
+    return {
+        "backend": "renode",
+        "binary": standin_binary(),
+        "platform": str(demo_platform()),
+        "uarts": ["sysbus.uart0", "sysbus.uart1"],
+        "simulated": True,
+    }
+
+
+DEMO_PLATFORM = """\
+// A small Cortex-M board for the emutui Renode stand-in (a subset of Renode's .repl syntax).
+cpu: CPU.CortexM @ sysbus
+    cpuType: "cortex-m4"
+    nvic: nvic
+
+nvic: IRQControllers.NVIC @ sysbus 0xE000E000
+
+flash: Memory.MappedMemory @ sysbus 0x00000000
+    size: 0x40000
+
+sram: Memory.MappedMemory @ sysbus 0x20000000
+    size: 0x10000
+
+uart0: UART.PL011 @ sysbus 0x40004000
+    -> nvic@5
+
+uart1: UART.PL011 @ sysbus 0x40005000
+    -> nvic@6
+
+timer0: Timers.ARM_SP804_Timer @ sysbus <0x40010000, +0x100>
+    frequency: 1000000
+"""
 
 
 class _Exit(Exception):
