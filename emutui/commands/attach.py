@@ -9,6 +9,7 @@ so ``ls``, ``prop``, ``mem`` and the TUI treat it like any other instance.
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from emutui.commands import registry
 from emutui.config import Config
@@ -87,6 +88,83 @@ async def attach_vrtd(
     return Instance.load(wd)
 
 
+async def start_simulated_card(
+    reg: Registry, name: str = "v80-sim", *, cards: int = 1, timeout: float = 15.0
+) -> Instance:
+    """For ``emutui demo``: run ``emutui sim vrtd`` in the background and attach it.
+
+    The simulator runs in its own session, its socket and log live in the
+    instance directory, and it is recorded as ``simulated`` with its pid in
+    ``options["sim_pid"]`` (plus ``sim_pid_start``), so ``stop_simulated_card``
+    (and ``emutui detach``) end it -- unlike a real daemon, which emutui never stops.
+    """
+    import subprocess
+    import sys
+
+    from emutui.backends.vrtd import make_handles
+    from emutui.backends.vrtd.client import VrtdClient
+    from emutui.core import proc
+    from emutui.core.errors import DisconnectedError
+    from emutui.core.paths import socket_path
+
+    existing = _existing(reg, name)
+    if existing is not None and existing.is_daemon:
+        reg.remove(existing)
+    wd = reg.create(name)
+    sock = str(socket_path(wd, "vrtd.sock"))
+    log = wd / "output.log"
+    with log.open("ab") as out:
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "emutui",
+                "sim",
+                "vrtd",
+                "--socket",
+                sock,
+                "--cards",
+                str(cards),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    handles = make_handles(name, sock, target="sim vrtd", simulated=True)
+    handles.options["sim_pid"] = p.pid
+    handles.options["sim_pid_start"] = proc.start_time(p.pid)
+    handles.command = list(p.args) if isinstance(p.args, list) else []
+    handles.save(wd)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        client = VrtdClient(sock, timeout=2.0)
+        try:
+            await client.connect()
+            await client.get_num_devices()
+            break
+        except DisconnectedError:
+            if p.poll() is not None or loop.time() > deadline:
+                tail = " | ".join(Instance.load(wd).tail(lines=3))
+                raise DisconnectedError(f"the vrtd simulator did not start: {tail}") from None
+            await asyncio.sleep(0.05)
+        finally:
+            await client.close()
+    return Instance.load(wd)
+
+
+def stop_simulated_card(reg: Registry, inst: Instance) -> None:
+    """End a simulator started by ``start_simulated_card`` and forget the instance."""
+    from emutui.core import proc
+
+    h = inst.handles
+    if h is not None and h.simulated and isinstance(h.options.get("sim_pid"), int):
+        start = h.options.get("sim_pid_start")
+        proc.terminate(h.options["sim_pid"], start if isinstance(start, int) else None)
+    reg.remove(inst)
+
+
 def _existing(reg: Registry, name: str) -> Instance | None:
     try:
         return reg.get(name)
@@ -141,6 +219,7 @@ def cmd_detach(args: argparse.Namespace) -> int:
             f"{args.name} is not an attached daemon ({inst.backend}); use 'emutui stop {args.name}'"
         )
     with inst.lock():
-        reg.remove(inst)
+        # a simulator emutui itself started is ended; a real daemon is never touched
+        stop_simulated_card(reg, inst)
     print(f"detached {args.name}")
     return 0

@@ -116,3 +116,24 @@ def test_sim_bad_config_exits_cleanly(tmp_path: Path, sock_dir: Path) -> None:
     conf.write_text("[role:a]\nbar-access = partial\n")
     r = run_cli("sim", "vrtd", "--socket", str(sock_dir / "x.sock"), "--config", str(conf))
     assert r.rc == 1 and "bar-access" in r.err and "Traceback" not in r.err
+
+
+async def test_simulated_card_for_the_demo(state_dir: Path) -> None:
+    from emutui.commands.attach import start_simulated_card
+    from emutui.core import proc
+
+    reg = Registry(state_dir)
+    inst = await start_simulated_card(reg, "v80-sim", cards=2)
+    assert inst.handles is not None and inst.handles.simulated and inst.is_daemon
+    pid = inst.handles.options["sim_pid"]
+    try:
+        rows = json.loads(run_cli("ls", "--json").out)
+        assert rows[0]["simulated"] is True and rows[0]["state"] == "running"
+        assert "* simulated" in run_cli("ls").out
+        r = run_cli("mem", "read", "v80-sim", "slash_ctl1.bar0", "8", "4")
+        assert r.rc == 0 and "0100 0000" in r.out  # CARD register of the second card
+    finally:
+        r = run_cli("detach", "v80-sim")
+    assert r.rc == 0
+    assert proc.wait_gone(pid, None, 10)
+    assert not (state_dir / "v80-sim").exists()
