@@ -287,3 +287,69 @@ def test_validation_messages(tmp_path: Path) -> None:
     for options, message in cases:
         with pytest.raises(ConfigError, match=message):
             BACKEND.validate(TargetConfig("t", "renode", options, source="cfg.toml"))
+
+
+def tiny_elf(path: Path, addr: int, payload: bytes, entry: int) -> Path:
+    """An ELF32 little-endian file with one PT_LOAD segment, built by hand."""
+    import struct
+
+    ehsize, phentsize = 52, 32
+    header = struct.pack(
+        "<4sBBBB8sHHIIIIIHHHHHH",
+        b"\x7fELF",
+        1,
+        1,
+        1,
+        0,
+        b"\0" * 8,
+        2,
+        40,
+        1,
+        entry,
+        ehsize,
+        0,
+        0,
+        ehsize,
+        phentsize,
+        1,
+        0,
+        0,
+        0,
+    )
+    off = ehsize + phentsize
+    ph = struct.pack("<IIIIIIII", 1, off, addr, addr, len(payload), len(payload) + 4, 5, 4)
+    path.write_bytes(header + ph + payload)
+    return path
+
+
+async def test_elf_and_pty_terminal(tmp_path: Path, standin: Path, registry: Registry) -> None:
+    from emutui.sim.renode import demo_platform
+
+    elf = tiny_elf(tmp_path / "fw.elf", 0x20000040, bytes.fromhex("11223344 55667788"), 0x41)
+    cfg = tmp_path / "pty.toml"
+    cfg.write_text(
+        f'[targets.ptyboard]\nbackend = "renode"\nbinary = "{standin}"\n'
+        f'platform = "{demo_platform()}"\nelf = "{elf}"\nuarts = ["sysbus.uart0"]\n'
+        f'terminal = "pty"\ncommands = ["sysbus.timer0 Frequency 1000"]\n'
+    )
+    from emutui.config import parse_config
+
+    inst = await start_target(parse_config(cfg), registry, "ptyboard", None, False)
+    try:
+        assert inst.handles is not None
+        assert inst.handles.channels["uart0"].kind == "pty"
+        async with connected(inst) as conn:
+            assert await conn.read("sram", 0x40, 12) == bytes.fromhex("112233445566778800000000")
+            assert await conn.get_prop("/sysbus.cpu", "PC") == 0x41
+            assert await conn.get_prop("/sysbus.timer0", "Frequency") == 1000
+            stream = await conn.serial("uart0")
+            try:
+                await stream.write(b"via pty\r")
+                await read_until(stream, b"via pty\r\n")
+            finally:
+                await stream.close()
+        log = (inst.wd / "renode.log").read_text()
+        assert "[INFO] sysbus: Loading segment of 12 bytes length at 0x20000040." in log
+    finally:
+        await stop_instance(registry, inst)
+    assert not (inst.wd / "pty-uart0").exists()
