@@ -319,3 +319,41 @@ def test_standin_version(standin: Path) -> None:
         timeout=60,
     )
     assert r.returncode == 0 and r.stdout.startswith("Renode, version 1.16.1")
+
+
+def test_standin_telnet_monitor(tmp_path: Path, standin: Path) -> None:
+    """``-P 0``: the Monitor over telnet, with Renode's preamble, banner, prompt and echo."""
+    import socket
+
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    p = subprocess.Popen(
+        [str(standin), "--disable-gui", "--plain", "-P", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    try:
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        assert "[INFO] Monitor available in telnet mode on port" in line
+        port = int(line.rsplit(" ", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            got = b""
+            while not got.endswith(b"(monitor) "):
+                got += s.recv(4096)
+            assert got.startswith(b"\xff\xfd\x00\xff\xfb\x01\xff\xfb\x03\xff\xfc\x22")
+            assert b"Renode, version 1.16.1" in got
+            s.sendall(b'mach create "tn"\r')
+            got = b""
+            while not got.endswith(b"(tn) "):
+                got += s.recv(4096)
+            assert got.startswith(b'mach create "tn"')  # echoed as typed
+            s.sendall(b"bogus\r")
+            got = b""
+            while not got.endswith(b"(tn) "):
+                got += s.recv(4096)
+            assert b"No such command or device: bogus" in got
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(30)
