@@ -176,7 +176,7 @@ def ensure_configured_daemons(cfg: Config, reg: Registry) -> list[Instance]:
     """Attach every ``[daemons.NAME]`` not attached yet (no round trip: a daemon that
     is down is recorded anyway and shows as disconnected). Returns the new instances."""
     from emutui.backends import get_backend
-    from emutui.backends.vrtd import make_handles, socket_for
+    from emutui.backends.vrtd import handles_for
 
     out = []
     for name, target in sorted(cfg.daemons.items()):
@@ -186,7 +186,7 @@ def ensure_configured_daemons(cfg: Config, reg: Registry) -> list[Instance]:
             continue
         get_backend("vrtd").validate(target)
         wd = reg.create(name)
-        make_handles(name, socket_for(target), target=name).save(wd)
+        handles_for(target, name).save(wd)
         out.append(Instance.load(wd))
     return out
 

@@ -303,3 +303,121 @@ async def test_garbage_replies_never_escape_as_raw_errors(sock_dir: Path, garbag
     # it parsed: then it was a well-formed OK reply to our seqno 1
     assert garbage[2:4] == b"\0\0" and garbage[4:8] == b"\1\0\0\0"
     assert isinstance(n, int)
+
+
+async def test_later_opcode_layouts(peer_path: str) -> None:
+    """Opcodes 4-19 where the spec gives layouts (dev wire.h), from hand-typed bytes."""
+    sensors = (
+        "02 00 00 00"  # two sensors
+        + b"fpga_temp".hex().ljust(128, "0")
+        + "01 01 fd 00 c8af0000"  # type 1, status 1, unit_mod -3, pad, value 45000
+        + b"vccint".hex().ljust(128, "0")
+        + "02 01 fd 00 20030000"  # 800
+    ).replace(" ", "")
+    cfg = (
+        "0700000000000000"  # job_id 7
+        "02000000 03000000"  # state 2, phase 3
+        "0010000000000000 0020000000000000"  # 4096 of 8192 bytes
+        "e803000000000000 0000"  # 1000 ms, result 0
+    ).replace(" ", "")
+    qdma = "1400000000010000 08000000 00000000 01000000".replace(" ", "")
+    script = [
+        echo(f"{len(sensors) // 2:02x}00 0000 00000000 {sensors}"),
+        echo("0400 0000 00000000 00d01213"),  # CLOCK_OP -> 0x1312d000 = 320 MHz
+        echo("0400 0000 00000000 02000000"),  # GET_DEVICE_BY_BDF -> 2
+        echo(f"2a00 0000 00000000 {cfg}"),
+        echo(f"1400 0000 00000000 {qdma}"),
+        echo("0100 0000 00000000 00"),  # SET_SHELL_STATE
+    ]
+
+    async def go(c: VrtdClient) -> list:
+        return [
+            await c.get_sensors(0),
+            await c.clock_op(0, op=0, region=1),
+            await c.get_device_by_bdf("c6:00.2"),
+            await c.cfgmem_status(7),
+            await c.qdma_info(0),
+            await c.set_shell_state(0, 1, True),
+        ]
+
+    (sens, rate, idx, cfgst, qinfo, _), peer = await run(peer_path, script, go)
+    assert [(s.name, s.type, s.unit_mod, s.value) for s in sens] == [
+        ("fpga_temp", 1, -3, 45000),
+        ("vccint", 2, -3, 800),
+    ]
+    assert rate == 320_000_000 and idx == 2
+    assert (cfgst.job_id, cfgst.state, cfgst.phase) == (7, 2, 3)
+    assert (cfgst.bytes_written, cfgst.bytes_total, cfgst.elapsed_msec) == (4096, 8192, 1000)
+    assert (qinfo.size, qinfo.qsets_max, qinfo.msix_qvecs, qinfo.caps) == (20, 256, 8, 1)
+    reqs = [r[:4].hex() + "|" + r[8:].hex() for r in peer.requests]
+    assert reqs == [
+        "04000e00|00000000",
+        "0a000900|00000000000000000001",  # dev 0, rate 0, GET, USER
+        "20000c00|" + b"c6:00.2".hex().ljust(64, "0"),
+        "08001200|0700000000000000",
+        "04000400|00000000",
+        "06001300|000000000101",
+    ]
+
+
+def test_qpair_add_layout_break() -> None:
+    from emutui.backends.vrtd.wire import dec_qpair_add
+
+    old = bytes.fromhex(
+        "1c000000 01000000 03000000 00040000 00040000 00000000 05000000".replace(" ", "")
+    )
+    q = dec_qpair_add(old)
+    assert (q.size, q.mode, q.dir_mask, q.h2c_ring_sz, q.qid, q.mm_channel) == (
+        28,
+        1,
+        3,
+        1024,
+        5,
+        None,
+    )
+    new = bytes.fromhex(
+        "24000000 01000000 03000000 02000000 00040000 00040000 00000000 05000000 00100000".replace(
+            " ", ""
+        )
+    )
+    q = dec_qpair_add(new)
+    assert (q.mm_channel, q.h2c_ring_sz, q.qid, q.aperture_size) == (2, 1024, 5, 4096)
+
+
+def test_dma_buf_sync_bracket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SYNC as libslash issues it: request 0x40086200, u64 flags 1/5 around reads and
+    2/6 around writes; ENOTTY (not a dma-buf) is tolerated and then skipped."""
+    import fcntl
+
+    from emutui.backends.vrtd.client import BarMapping
+
+    calls: list[tuple[int, bytes]] = []
+    fail = {"errno": 0}
+
+    def fake_ioctl(fd: int, req: int, arg: bytes) -> bytes:
+        calls.append((req, arg))
+        if fail["errno"]:
+            raise OSError(fail["errno"], os.strerror(fail["errno"]))
+        return arg
+
+    monkeypatch.setattr(fcntl, "ioctl", fake_ioctl)
+    fd = os.memfd_create("sync")
+    os.ftruncate(fd, 4096)
+    m = BarMapping.from_fd(fd, 4096, "t.bar0")
+    m.read(0, 4, 4)
+    m.write(4, b"abcd", 4)
+    assert calls == [
+        (0x40086200, bytes.fromhex("0100000000000000")),
+        (0x40086200, bytes.fromhex("0500000000000000")),
+        (0x40086200, bytes.fromhex("0200000000000000")),
+        (0x40086200, bytes.fromhex("0600000000000000")),
+    ]
+    calls.clear()
+    fail["errno"] = 25  # ENOTTY
+    assert m.read(4, 4, 4) == b"abcd"
+    m.read(0, 4)
+    assert len(calls) == 1  # tried once, then treated as a mock BAR
+    m.close()
+    m.close()  # idempotent
+    with pytest.raises(DisconnectedError):
+        m.read(0, 4)

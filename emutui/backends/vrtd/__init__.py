@@ -59,9 +59,18 @@ def make_handles(
     )
 
 
+def handles_for(target: TargetConfig, name: str) -> Handles:
+    """Handles for a ``[daemons.NAME]`` entry: its socket and, if given, its timeout."""
+    handles = make_handles(name, socket_for(target), target=target.name)
+    timeout = target.options.get("timeout")
+    if timeout is not None:
+        handles.options["timeout"] = timeout
+    return handles
+
+
 async def attach(target: TargetConfig, wd: Path, name: str) -> Handles:
     """Record a daemon from the config as an instance (no round trip: it may be down)."""
-    handles = make_handles(name, socket_for(target), target=target.name)
+    handles = handles_for(target, name)
     handles.save(wd)
     return handles
 

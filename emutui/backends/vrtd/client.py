@@ -331,6 +331,36 @@ class VrtdClient:
         )
         return self._decode(wire.dec_sensors, r.body)
 
+    async def get_device_by_bdf(self, bdf: str) -> int:
+        r = await self.call(
+            Opcode.GET_DEVICE_BY_BDF, wire.req_get_device_by_bdf(bdf), f"GET_DEVICE_BY_BDF {bdf}"
+        )
+        return self._decode(lambda b: wire.dec_u32(b, "GET_DEVICE_BY_BDF"), r.body)
+
+    async def clock_op(self, dev: int, op: int = 0, region: int = 1, rate_hz: int = 0) -> int:
+        """CLOCK_OP: op GET=0, SET=1, SET_ROUND_DOWN=2; region SERVICE=0, USER=1 -> rate."""
+        r = await self.call(
+            Opcode.CLOCK_OP, wire.req_clock_op(dev, rate_hz, op, region), f"CLOCK_OP {dev}"
+        )
+        return self._decode(lambda b: wire.dec_u32(b, "CLOCK_OP"), r.body)
+
+    async def set_shell_state(self, dev: int, shell_type: int, jtag: bool) -> None:
+        await self.call(
+            Opcode.SET_SHELL_STATE,
+            wire.req_set_shell_state(dev, shell_type, jtag),
+            f"SET_SHELL_STATE {dev}",
+        )
+
+    async def qdma_info(self, dev: int) -> wire.QdmaInfo:
+        r = await self.call(Opcode.QDMA_GET_INFO, struct.pack("<I", dev), f"QDMA_GET_INFO {dev}")
+        return self._decode(wire.dec_qdma_info, r.body)
+
+    async def cfgmem_status(self, job_id: int) -> wire.CfgmemStatus:
+        r = await self.call(
+            Opcode.CFGMEM_PROGRAM_STATUS, struct.pack("<Q", job_id), "CFGMEM_PROGRAM_STATUS"
+        )
+        return self._decode(wire.dec_cfgmem_status, r.body)
+
     def _decode(self, fn: Callable[[bytes], T], body: bytes) -> T:
         try:
             return fn(body)

@@ -107,7 +107,8 @@ class VrtdConnector(BaseConnector):
         super().__init__(instance)
         # vrtd serves any number of clients, so the primary/aux distinction is moot.
         self.socket_path = socket_of(instance)
-        self.timeout = timeout
+        opt = instance.handles.options.get("timeout") if instance.handles else None
+        self.timeout = float(opt) if isinstance(opt, int | float) and opt > 0 else timeout
         self._client: VrtdClient | None = None
         self._devices: list[DeviceView] = []
         self._maps: dict[str, BarMapping] = {}

@@ -354,6 +354,30 @@ def dec_qdma_info(body: bytes) -> QdmaInfo:
     return QdmaInfo(size, qsets, msix, vf, caps, bdf)
 
 
+@dataclass(frozen=True, slots=True)
+class QpairAdd:
+    """slash_qdma_qpair_add: 28 bytes (v0+QDMA), 36 on dev (``mm_channel`` inserted
+    after ``dir_mask``, ``aperture_size`` appended: a layout break, not an append)."""
+
+    size: int
+    mode: int
+    dir_mask: int
+    h2c_ring_sz: int
+    c2h_ring_sz: int
+    cmpt_ring_sz: int
+    qid: int
+    mm_channel: int | None = None
+    aperture_size: int | None = None
+
+
+def dec_qpair_add(body: bytes) -> QpairAdd:
+    _need(body, 28, "QDMA_QPAIR_ADD")
+    if len(body) >= 36:
+        size, mode, dmask, mm, h2c, c2h, cmpt, qid, ap = struct.unpack_from("<9I", body)
+        return QpairAdd(size, mode, dmask, h2c, c2h, cmpt, qid, mm, ap)
+    return QpairAdd(*struct.unpack_from("<7I", body))
+
+
 def dec_u32(body: bytes, what: str) -> int:
     _need(body, 4, what)
     v: int = _U32.unpack_from(body)[0]
