@@ -1,0 +1,83 @@
+"""Bare ``emutui`` (the console over every instance) and ``emutui demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from emutui.commands import config as load_cfg
+from emutui.commands import registry as load_registry
+
+Sub = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="open the console on a ready-made lab (QEMU guests, simulated V80 and Renode)",
+        parents=[common],
+    )
+    p.add_argument("--keep", action="store_true", help="leave the demo instances running on exit")
+    # SUPPRESS: do not overwrite the same flags given before the subcommand
+    p.add_argument("--no-mouse", action="store_true", default=argparse.SUPPRESS)
+    p.add_argument("--theme", default=argparse.SUPPRESS, help="dark, light or high-contrast")
+    p.set_defaults(handler=run_demo)
+
+
+def _ui_options(args: argparse.Namespace, ui: dict[str, Any]) -> tuple[str | None, bool]:
+    from emutui.core.errors import ConfigError
+
+    theme = getattr(args, "theme", None) or ui.get("theme")
+    if theme is not None and not isinstance(theme, str):
+        raise ConfigError(f"ui.theme: expected a string, got {theme!r}")
+    mouse = ui.get("mouse", True)
+    if not isinstance(mouse, bool):
+        raise ConfigError(f"ui.mouse: expected true or false, got {mouse!r}")
+    if getattr(args, "no_mouse", False):
+        mouse = False
+    return theme, mouse
+
+
+def run_console(args: argparse.Namespace) -> int:
+    from emutui.tui.app import EmutuiApp, resolve_theme
+
+    cfg = load_cfg(args)
+    reg = load_registry(args)
+    try:
+        from emutui.commands.attach import ensure_configured_daemons
+
+        ensure_configured_daemons(cfg, reg)
+    except ImportError:
+        pass
+    theme, mouse = _ui_options(args, cfg.ui)
+    resolve_theme(theme)  # a typo is a one-line error before the screen switches
+    app = EmutuiApp(reg, cfg, theme=theme)
+    app.run(mouse=mouse)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from emutui.demo import create_lab
+    from emutui.tui.app import EmutuiApp, resolve_theme
+
+    theme, mouse = _ui_options(args, {})
+    resolve_theme(theme)
+    lab = asyncio.run(create_lab())
+    for note in lab.notes:
+        print(f"emutui demo: {note}", file=sys.stderr)
+    try:
+        app = EmutuiApp(lab.registry, lab.config, theme=theme, lab_label=lab.label())
+        app.run(mouse=mouse)
+    finally:
+        if args.keep:
+            print(
+                f"emutui demo: instances left running; state dir {lab.state_dir}\n"
+                f"  EMUTUI_STATE_DIR={lab.state_dir} EMUTUI_CONFIG={lab.config_path} emutui",
+                file=sys.stderr,
+            )
+        else:
+            print("emutui demo: stopping the demo instances…", file=sys.stderr)
+            asyncio.run(lab.teardown())
+    return 0

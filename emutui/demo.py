@@ -1,0 +1,198 @@
+"""``emutui demo``: a ready-made lab in a temporary state dir, and its teardown.
+
+Two QEMU guests booted from the bundled test guest (a ``pc`` with edu and
+qtest, and a ``q35``), plus the simulated V80 card (vrtd simulator, attached)
+and a simulated Renode machine (the stand-in), each when its pieces exist.
+Whatever cannot be started is skipped with a note saying what is missing, so
+the demo opens anyway. No Textual import here: the CLI tests can use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emutui.config import Config, parse_config
+from emutui.core.errors import EmutuiError
+from emutui.core.registry import Registry
+
+QEMU = "qemu-system-x86_64"
+
+QEMU_TARGETS = """
+[targets.pc]
+backend = "qemu"
+binary = "{qemu}"
+machine = "pc"
+kernel = "{elf}"
+serial = ["com1", "com2"]
+args = ["-device", "edu,id=edu0", "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+qtest = true
+
+[targets.q35]
+backend = "qemu"
+binary = "{qemu}"
+machine = "q35"
+kernel = "{elf}"
+serial = ["com1"]
+"""
+
+RENODE_TARGET = """
+[targets.board]
+backend = "renode"
+binary = "{binary}"
+platform = "{platform}"
+uarts = ["sysbus.uart0", "sysbus.uart1"]
+simulated = true
+"""
+
+
+@dataclass
+class DemoLab:
+    root: Path
+    state_dir: Path
+    config_path: Path
+    config: Config | None = None
+    notes: list[str] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def registry(self) -> Registry:
+        return Registry(self.state_dir)
+
+    def label(self) -> str:
+        extra = f"  ({'; '.join(self.notes)})" if self.notes else ""
+        return f"demo lab in {self.root}{extra}"
+
+    async def teardown(self, remove: bool = True) -> None:
+        """Stop every instance the demo started, the simulators, and remove the lab."""
+        from emutui.control import stop_instance
+
+        reg = self.registry
+        insts = reg.instances()
+        results = await asyncio.gather(
+            *(stop_instance(reg, i) for i in insts), return_exceptions=True
+        )
+        for inst, r in zip(insts, results, strict=True):
+            if isinstance(r, Exception):
+                print(f"emutui demo: stopping {inst.name}: {r}", file=sys.stderr)
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except OSError:
+                    p.terminate()
+                try:
+                    p.wait(3)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        if remove:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _standin_binary(root: Path) -> Path:
+    for cand in (Path(sys.executable).parent / "renode-standin", shutil.which("renode-standin")):
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    wrapper = root / "renode-standin"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m emutui.sim.renode "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+async def create_lab(progress: bool = True) -> DemoLab:
+    """Start the demo lab; never raises for a missing piece (it becomes a note)."""
+
+    def say(msg: str) -> None:
+        if progress:
+            print(f"emutui demo: {msg}", file=sys.stderr, flush=True)
+
+    # Short path: unix socket paths must fit in 107 bytes.
+    root = Path(tempfile.mkdtemp(prefix="emutui-demo-", dir="/tmp"))
+    lab = DemoLab(root=root, state_dir=root / "state", config_path=root / "emutui.toml")
+    lab.state_dir.mkdir(mode=0o700)
+    toml = ""
+    qemu = shutil.which(QEMU)
+    if qemu is None:
+        lab.notes.append(f"{QEMU} not installed: no QEMU guests (apt-get install qemu-system-x86)")
+    else:
+        try:
+            from emutui.guest import build
+
+            elf = build()
+            toml += QEMU_TARGETS.format(qemu=qemu, elf=elf)
+        except EmutuiError as e:
+            lab.notes.append(f"no QEMU guests: {e}")
+    renode = _has("emutui.sim.renode") and _has("emutui.backends.renode")
+    if renode:
+        from emutui.sim.renode import demo_platform
+
+        toml += RENODE_TARGET.format(binary=_standin_binary(root), platform=demo_platform())
+    else:
+        lab.notes.append("no Renode stand-in in this build")
+    lab.config_path.write_text(toml)
+    lab.config = parse_config(lab.config_path)
+    reg = lab.registry
+
+    async def start(name: str) -> None:
+        from emutui.control import start_target
+
+        say(f"starting {name}…")
+        try:
+            await start_target(lab.config, reg, name, None, False)  # type: ignore[arg-type]
+        except EmutuiError as e:
+            lab.notes.append(f"{name}: {e}")
+
+    jobs = [start(n) for n in lab.config.targets]
+    if _has("emutui.sim.vrtd") and _has("emutui.backends.vrtd"):
+        jobs.append(_start_vrtd(lab, say))
+    else:
+        lab.notes.append("no vrtd simulator in this build")
+    await asyncio.gather(*jobs)
+    return lab
+
+
+async def _start_vrtd(lab: DemoLab, say: object) -> None:
+    sock = lab.root / "vrtd.sock"
+    log = open(lab.root / "vrtd.log", "wb")  # noqa: SIM115 (the child keeps it)
+    try:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "emutui", "sim", "vrtd", "--socket", str(sock)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+    lab.procs.append(p)
+    if callable(say):
+        say("starting the simulated V80 card (vrtd)…")
+    for _ in range(100):
+        if sock.exists() or p.poll() is not None:
+            break
+        await asyncio.sleep(0.05)
+    if not sock.exists():
+        lab.notes.append("vrtd simulator did not start (see vrtd.log)")
+        return
+    try:
+        from emutui.commands.attach import attach_vrtd
+
+        await attach_vrtd(lab.registry, "v80", str(sock), simulated=True, target="v80-sim")
+    except (EmutuiError, ImportError, OSError) as e:
+        lab.notes.append(f"v80: {e}")

@@ -1,0 +1,245 @@
+"""The Textual App: wiring only (links to instances, screens, themes, palette)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.worker import Worker, WorkerState
+
+from emutui.config import Config
+from emutui.core.instance import Instance
+from emutui.core.registry import Registry
+from emutui.tui.links import ConnectorFactory, InstanceLink, default_factory
+from emutui.tui.messages import InstancesChanged
+from emutui.tui.screens.help import HelpScreen
+from emutui.tui.screens.main import MainScreen
+
+THEME_DIR = Path(__file__).resolve().parent.parent / "themes"
+THEMES = ("dark", "light", "high-contrast")
+# Each emutui theme is a TCSS file (themes/NAME.tcss, rules scoped by .theme-NAME
+# on the App) on top of a Textual colour theme that sets the $variables.
+BASE_THEME = {"dark": "textual-dark", "light": "textual-light", "high-contrast": "emutui-hc"}
+RESCAN_PERIOD = 2.0
+
+HIGH_CONTRAST = Theme(
+    name="emutui-hc",
+    primary="#ffff00",
+    secondary="#00ffff",
+    accent="#ff00ff",
+    foreground="#ffffff",
+    background="#000000",
+    surface="#000000",
+    panel="#1a1a1a",
+    success="#00ff00",
+    warning="#ffff00",
+    error="#ff3030",
+    dark=True,
+)
+
+
+def resolve_theme(name: str | None) -> str:
+    from emutui.core.errors import ConfigError
+
+    name = (name or "dark").strip().lower()
+    if name not in THEMES:
+        raise ConfigError(f"unknown theme {name!r} (expected one of: {', '.join(THEMES)})")
+    return name
+
+
+class EmutuiApp(App[None]):
+    TITLE = "emutui"
+    CSS_PATH = [Path(__file__).parent / "emutui.tcss", *(THEME_DIR / f"{t}.tcss" for t in THEMES)]
+
+    def __init__(
+        self,
+        registry: Registry,
+        config: Config | None = None,
+        *,
+        theme: str | None = None,
+        connector_factory: ConnectorFactory = default_factory,
+        instances: Callable[[], Iterable[Instance]] | None = None,
+        clock: Callable[[], float] = time.time,
+        frozen: bool = False,
+        lab_label: str = "",
+        rescan: bool = True,
+    ) -> None:
+        super().__init__()
+        self.registry = registry
+        self.config = config
+        self.factory = connector_factory
+        self.list_instances = instances or registry.instances
+        self.clock = clock
+        self.frozen = frozen  # snapshots: no clocks, no timers that change the picture
+        self.lab_label = lab_label
+        self.auto_rescan = rescan
+        self.links: dict[str, InstanceLink] = {}
+        self.emutui_theme = resolve_theme(theme)
+        self.register_theme(HIGH_CONTRAST)
+        self.theme = BASE_THEME[self.emutui_theme]
+        self.set_class(True, f"theme-{self.emutui_theme}")
+        self.first_frame_at: float | None = None
+
+    def get_default_screen(self) -> Screen[None]:
+        return MainScreen()
+
+    @property
+    def main(self) -> MainScreen:
+        return self._main_screen()
+
+    def _main_screen(self) -> MainScreen:
+        for s in self.screen_stack:
+            if isinstance(s, MainScreen):
+                return s
+        raise LookupError("main screen not mounted")
+
+    def on_mount(self) -> None:
+        self.rescan()
+        if self.auto_rescan:
+            self.set_interval(RESCAN_PERIOD, self.rescan)
+        if not self.frozen:
+            self.set_interval(1.0, self._tick_uptime)
+
+    def on_ready(self) -> None:
+        self.first_frame_at = time.perf_counter()
+
+    # -- instances ----------------------------------------------------------------------
+
+    def rescan(self) -> None:
+        self.run_worker(self._rescan(), group="rescan", exclusive=True, exit_on_error=False)
+
+    async def _rescan(self) -> None:
+        found = await asyncio.to_thread(lambda: list(self.list_instances()))
+        names = {i.name for i in found}
+        changed = False
+        for inst in found:
+            link = self.links.get(inst.name)
+            if link is not None and link.inst.pid == inst.pid:
+                continue
+            if link is not None:
+                await self.drop_link(inst.name)
+            self._add_link(inst)
+            changed = True
+        for name in list(self.links):
+            if name not in names:
+                await self.drop_link(name)
+                changed = True
+        if changed:
+            self._main_screen().post_message(InstancesChanged())
+
+    def _add_link(self, inst: Instance) -> None:
+        screen = self._main_screen()
+        link = InstanceLink(inst, self.factory, screen.post_message)
+        self.links[inst.name] = link
+        self.run_worker(
+            link.run(), group=f"inst-{inst.name}", exit_on_error=False, name=f"link {inst.name}"
+        )
+
+    async def drop_link(self, name: str) -> None:
+        link = self.links.pop(name, None)
+        if link is None:
+            return
+        link.closed = True
+        self.workers.cancel_group(self, f"inst-{name}")
+        if link.conn is not None:
+            conn, link.conn = link.conn, None
+            await link._close(conn)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # In a console every key belongs to the guest: ^P and ^Q go to it, not to us.
+        return not (action in ("command_palette", "quit") and self._in_console())
+
+    def _in_console(self) -> bool:
+        from emutui.tui.widgets.console_pane import ConsoleWidget
+
+        return isinstance(self.focused, ConsoleWidget)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # One place for failures of background work: a notice, never a crash.
+        if event.state is WorkerState.ERROR:
+            err = event.worker.error
+            self.log.error(f"worker {event.worker.name} failed: {err!r}")
+            self.notify(f"{event.worker.name or 'background task'}: {err}", severity="error")
+
+    def _tick_uptime(self) -> None:
+        try:
+            self._main_screen().query_one("#instances").sync(self.links.values())  # type: ignore[attr-defined]
+        except LookupError:
+            pass
+
+    # -- themes, help, palette -------------------------------------------------------------
+
+    def set_emutui_theme(self, name: str) -> None:
+        name = resolve_theme(name)
+        self.set_class(False, f"theme-{self.emutui_theme}")
+        self.emutui_theme = name
+        self.set_class(True, f"theme-{name}")
+        self.theme = BASE_THEME[name]
+        self.notify(f"theme: {name}")
+
+    def action_cycle_theme(self) -> None:
+        self.set_emutui_theme(THEMES[(THEMES.index(self.emutui_theme) + 1) % len(THEMES)])
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        main = self._main_screen()
+        for title, help_, cb in (
+            ("Start target", "Start a target from the config", main.action_start_target),
+            ("Stop instance", "Stop the selected instance (asks first)", main.action_stop_instance),
+            (
+                "Reset instance",
+                "Reset the selected instance (asks first)",
+                main.action_reset_instance,
+            ),
+            ("Pause instance", "Pause the selected instance", main.action_pause_instance),
+            ("Resume instance", "Resume the selected instance", main.action_resume_instance),
+            (
+                "Show console",
+                "The selected instance's serial consoles",
+                lambda: main.action_focus_pane("console"),
+            ),
+            (
+                "Show events",
+                "Events of the selected instance",
+                lambda: main.action_focus_pane("events"),
+            ),
+            ("Show properties", "Property tree", lambda: main.action_focus_pane("props")),
+            ("Show memory", "Hex view of device memory", lambda: main.action_focus_pane("memory")),
+            ("Filter events", "Filter events by name or text", main.action_events_filter),
+            ("Monitor command", "Send a monitor (QMP) command", main.action_events_command),
+            (
+                "Jump to property path",
+                "Expand the property tree to a path",
+                lambda: main.query_one("#props-pane").action_jump(),
+            ),  # type: ignore[attr-defined]
+            (
+                "Go to memory offset",
+                "Move the hex view",
+                lambda: main.query_one("#memory-pane").action_goto(),
+            ),  # type: ignore[attr-defined]
+            (
+                "Follow memory",
+                "Re-read the visible memory twice a second",
+                lambda: main.query_one("#memory-pane").action_follow(),
+            ),  # type: ignore[attr-defined]
+            ("Help", "Keys of every pane", self.action_help),
+        ):
+            yield SystemCommand(title, help_, cb)
+        for t in THEMES:
+            yield SystemCommand(
+                f"Theme: {t}", f"Switch to the {t} theme", lambda t=t: self.set_emutui_theme(t)
+            )
+
+    async def action_quit(self) -> None:
+        for name in list(self.links):
+            await self.drop_link(name)
+        self.exit()

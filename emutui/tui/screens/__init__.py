@@ -1,0 +1,1 @@
+"""Screens: the main layout, help, and small modal dialogs."""

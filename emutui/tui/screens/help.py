@@ -1,0 +1,54 @@
+"""The help screen (``?``): every key, by pane."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# emutui
+
+**Everywhere** (outside a console)
+
+| key | what |
+| --- | --- |
+| `?` | this help |
+| `Tab` / `Shift+Tab` | next / previous pane |
+| `1` … `5` | instances, console, events, properties, memory |
+| `/` | filter events |
+| `:` | monitor command line (QMP; `!info pci` for HMP) |
+| `t` | next theme (dark, light, high-contrast) |
+| `Ctrl+P` | command palette: every action |
+| `q` | quit |
+
+**Instances**: `j`/`k` move, `n` start a target, `x` stop, `r` reset, `p` pause, `u` resume.
+Stop and reset ask first.
+
+**Console**: `Enter` enters the console; then every key (Esc too) goes to the guest.
+`Ctrl+]` leaves it, as in telnet and virsh.
+
+**Events**: `j`/`k` move, `Enter` full JSON, `space` pause, `f` follow,
+`/` filter, `:` command (`Up`/`Down` history, `Right` accepts a completion).
+
+**Properties**: `Enter` opens a node, `e` edits a value (asks first), `r` refreshes,
+`g` jumps to a path such as `/machine/peripheral/edu0.vendor-id`.
+
+**Memory**: pick a region; `PgUp`/`PgDn`, arrows or `hjkl` move, `g` goes to an offset
+(`0x1000`, `4096`), `w` cycles 1/2/4/8-byte words, `f` follows (re-reads twice a second,
+changes in red), `e` writes bytes at the cursor where the backend can.
+
+Press `Esc` or `?` to close.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape,question_mark,q", "dismiss", "Close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Markdown(HELP)

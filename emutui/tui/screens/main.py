@@ -1,0 +1,325 @@
+"""The main screen: instances on top, the focused instance's panes in tabs below."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from emutui.core.errors import EmutuiError
+from emutui.core.model import Capability, InstanceState
+from emutui.tui.links import InstanceLink
+from emutui.tui.messages import Connected, EventsArrived, InstancesChanged, StatusChanged
+from emutui.tui.screens.dialogs import ConfirmScreen, PickScreen
+from emutui.tui.widgets.console_pane import ConsolePane
+from emutui.tui.widgets.events import EventsPane
+from emutui.tui.widgets.instances import InstanceTable
+from emutui.tui.widgets.memory import MemoryPane
+from emutui.tui.widgets.props import PropsPane
+
+if TYPE_CHECKING:
+    from emutui.tui.app import EmutuiApp
+
+# tab id -> (title, capabilities any of which shows the tab)
+PANES = {
+    "console": ("Console", {Capability.SERIAL}),
+    "events": ("Events", {Capability.EVENTS, Capability.COMMANDS}),
+    "props": ("Properties", {Capability.PROPERTIES}),
+    "memory": ("Memory", {Capability.MEMORY}),
+}
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = [
+        Binding("question_mark", "app.help", "Help", key_display="?"),
+        Binding("1", "focus_pane('instances')", "Instances", show=False),
+        Binding("2", "focus_pane('console')", "Console", show=False),
+        Binding("3", "focus_pane('events')", "Events", show=False),
+        Binding("4", "focus_pane('props')", "Props", show=False),
+        Binding("5", "focus_pane('memory')", "Memory", show=False),
+        Binding("slash", "events_filter", "Filter", key_display="/"),
+        Binding("colon", "events_command", "Cmd", key_display=":"),
+        Binding("t", "app.cycle_theme", "Theme", show=False),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="main")
+        self.current: InstanceLink | None = None
+        self._panes_dirty = False
+        self._panes_running = False
+
+    @property
+    def emu(self) -> EmutuiApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="title", classes="title-bar")
+        yield InstanceTable(clock=self.emu.clock, id="instances")
+        yield Static("", id="inst-note", classes="status-line")
+        with TabbedContent(id="panes", initial="console"):
+            with TabPane("Console", id="console"):
+                yield ConsolePane(id="console-pane")
+            with TabPane("Events", id="events"):
+                yield EventsPane(id="events-pane", frozen_time=self.emu.frozen)
+            with TabPane("Properties", id="props"):
+                yield PropsPane(id="props-pane")
+            with TabPane("Memory", id="memory"):
+                yield MemoryPane(id="memory-pane")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(InstanceTable).focus()
+        self._title()
+
+    # -- state from the app ---------------------------------------------------------------
+
+    def sync_instances(self) -> None:
+        table = self.query_one(InstanceTable)
+        table.sync(self.emu.links.values())
+        self._title()
+        name = table.selected_name()
+        if name is None:
+            if self.current is not None:
+                self.select(None)
+        elif self.current is None or self.current.name != name:
+            self.select(self.emu.links.get(name))
+
+    def _title(self) -> None:
+        n = len(self.emu.links)
+        label = self.emu.lab_label
+        cur = f"  ▸ [b]{self.current.name}[/]" if self.current else ""
+        self.query_one("#title", Static).update(
+            f"[b]emutui[/]  {n} instance{'s' if n != 1 else ''}{cur}  [dim]{label}[/]"
+        )
+
+    @on(InstancesChanged)
+    def _instances_changed(self) -> None:
+        self.sync_instances()
+
+    @on(StatusChanged)
+    def _status_changed(self, message: StatusChanged) -> None:
+        table = self.query_one(InstanceTable)
+        table.sync(self.emu.links.values())
+        if self.current is not None and message.name == self.current.name:
+            self._note()
+            if message.status.state is InstanceState.DEAD:
+                self.request_panes()
+
+    @on(EventsArrived)
+    def _events(self, message: EventsArrived) -> None:
+        self.query_one(EventsPane).ingest(message.name, message.events, message.history)
+
+    @on(Connected)
+    def _connected(self, message: Connected) -> None:
+        if self.current is not None and message.name == self.current.name:
+            self.request_panes()
+
+    @on(DataTable.RowHighlighted, "#instances")
+    def _row(self, event: DataTable.RowHighlighted) -> None:
+        name = event.row_key.value if event.row_key else None
+        link = self.emu.links.get(name) if name else None
+        if link is not self.current:
+            self.select(link)
+
+    def select(self, link: InstanceLink | None) -> None:
+        self.current = link
+        self._title()
+        self._note()
+        self.request_panes()
+
+    def _note(self) -> None:
+        link = self.current
+        note = self.query_one("#inst-note", Static)
+        if link is None:
+            note.update(
+                "no instances: press [b]n[/] to start a target"
+                if self.emu.config and self.emu.config.targets
+                else "no instances"
+            )
+            return
+        st = link.status
+        if st.state is InstanceState.DEAD:
+            from emutui.control import dead_message
+
+            note.update(f"[b red]dead[/]  {dead_message(link.inst)}")
+        elif st.state in (InstanceState.BUSY, InstanceState.DISCONNECTED, InstanceState.UNKNOWN):
+            note.update(f"[b magenta]{st.state.value}[/]  {st.detail}")
+        else:
+            sim = "  [i cyan]simulated[/]" if link.simulated else ""
+            note.update(
+                f"[b]{link.name}[/]  {link.inst.backend}/{link.inst.target}  "
+                f"{st.state.value} {st.detail}{sim}"
+            )
+
+    def request_panes(self) -> None:
+        """Re-show the panes for the current instance; requests made meanwhile coalesce.
+
+        Not an exclusive worker: cancelling one half-way through removing and
+        mounting console tabs leaves the DOM in a state Textual cannot prune.
+        """
+        self._panes_dirty = True
+        if not self._panes_running:
+            self._panes_running = True
+            self.run_worker(self._panes_loop(), group="panes", exit_on_error=False)
+
+    async def _panes_loop(self) -> None:
+        try:
+            while self._panes_dirty:
+                self._panes_dirty = False
+                await self._show_panes(force=True)
+        finally:
+            self._panes_running = False
+
+    async def _show_panes(self, force: bool = False) -> None:
+        link = self.current
+        tabs = self.query_one("#panes", TabbedContent)
+        caps = link.capabilities if link is not None and link.conn is not None else None
+        for pane_id, (_title, needs) in PANES.items():
+            if caps is None or caps & needs:
+                tabs.show_tab(pane_id)
+            else:
+                tabs.hide_tab(pane_id)
+        usable = link if link is not None and link.conn is not None else None
+        await self.query_one(ConsolePane).show(
+            link if link and link.inst.alive() else None, force=force
+        )
+        self.query_one(EventsPane).show(link)
+        self.query_one(PropsPane).show(usable)
+        self.query_one(MemoryPane).show(usable)
+
+    # -- actions ----------------------------------------------------------------------
+
+    def action_focus_pane(self, pane: str) -> None:
+        if pane == "instances":
+            self.query_one(InstanceTable).focus()
+            return
+        tabs = self.query_one("#panes", TabbedContent)
+        tabs.active = pane
+        target = {
+            "console": "#console-tabs Tabs",
+            "events": "#ev-list",
+            "props": "#prop-tree",
+            "memory": "#hexview",
+        }[pane]
+        self.call_after_refresh(lambda: self.query_one(target).focus())
+
+    def action_events_filter(self) -> None:
+        self.query_one("#panes", TabbedContent).active = "events"
+        self.query_one(EventsPane).action_filter()
+
+    def action_events_command(self) -> None:
+        self.query_one("#panes", TabbedContent).active = "events"
+        self.query_one(EventsPane).action_command()
+
+    @on(ConsolePane.Left)
+    def _left_console(self) -> None:
+        self.query_one("#console-tabs Tabs").focus()
+
+    def _need(self, cap: Capability, what: str) -> InstanceLink | None:
+        link = self.current
+        if link is None:
+            self.notify("no instance selected", severity="warning")
+            return None
+        if link.conn is not None and cap not in link.capabilities:
+            self.notify(
+                f"{link.name}: the {link.inst.backend} backend cannot {what}", severity="warning"
+            )
+            return None
+        return link
+
+    def action_start_target(self) -> None:
+        cfg = self.emu.config
+        if cfg is None or not cfg.targets:
+            self.notify("no targets in the config (emutui.toml)", severity="warning")
+            return
+        items = [
+            (n, f"{t.backend} {t.options.get('machine', '')}")
+            for n, t in sorted(cfg.targets.items())
+        ]
+
+        def picked(name: str | None) -> None:
+            if name:
+                self._start(name)
+
+        self.app.push_screen(PickScreen("Start a target", items), picked)
+
+    @work(group="lifecycle", exit_on_error=False)
+    async def _start(self, target: str) -> None:
+        from emutui.control import start_target
+
+        self.notify(f"starting {target}…")
+        try:
+            inst = await start_target(self.emu.config, self.emu.registry, target, None, False)
+        except EmutuiError as e:
+            self.notify(str(e), title="start failed", severity="error")
+            return
+        self.notify(f"{inst.name} started (pid {inst.pid})")
+        self.emu.rescan()
+
+    def action_stop_instance(self) -> None:
+        link = self._need(Capability.STOP, "stop")
+        if link is None:
+            return
+        what = "detach from" if link.inst.is_daemon else "stop"
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self._stop(link)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"{what.capitalize()} {link.name} ({link.inst.backend}, pid "
+                f"{link.inst.pid or '-'})? Its state directory is removed.",
+                yes="Stop",
+            ),
+            confirmed,
+        )
+
+    @work(group="lifecycle", exit_on_error=False)
+    async def _stop(self, link: InstanceLink) -> None:
+        from emutui.control import stop_instance
+
+        await self.emu.drop_link(link.name)
+        try:
+            await stop_instance(self.emu.registry, link.inst)
+        except EmutuiError as e:
+            self.notify(str(e), title="stop failed", severity="error")
+        else:
+            self.notify(f"{link.name} stopped")
+        self.emu.rescan()
+
+    def action_reset_instance(self) -> None:
+        link = self._need(Capability.RESET, "reset")
+        if link is None:
+            return
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self._control(link, "reset")
+
+        self.app.push_screen(ConfirmScreen(f"Reset {link.name}?", yes="Reset"), confirmed)
+
+    def action_pause_instance(self) -> None:
+        link = self._need(Capability.PAUSE, "pause")
+        if link is not None:
+            self._control(link, "pause")
+
+    def action_resume_instance(self) -> None:
+        link = self._need(Capability.PAUSE, "resume")
+        if link is not None:
+            self._control(link, "resume")
+
+    @work(group="lifecycle", exit_on_error=False)
+    async def _control(self, link: InstanceLink, verb: str) -> None:
+        try:
+            conn = link.require()
+            await getattr(conn, verb)()
+        except EmutuiError as e:
+            self.notify(str(e), title=f"{verb} failed", severity="error")
+            return
+        link.poll_soon()

@@ -1,0 +1,215 @@
+"""Memory pane: pick a region, browse it in the hex view, follow, goto, edit."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Select, Static
+
+from emutui.core.errors import EmutuiError
+from emutui.core.model import Capability, MemoryRegion
+from emutui.tui.links import InstanceLink
+from emutui.tui.screens.dialogs import PromptScreen
+from emutui.tui.widgets.hexview import HexView, parse_offset
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} B"
+
+
+def parse_hex_bytes(text: str) -> bytes:
+    t = text.strip().lower().replace("0x", "").replace(" ", "").replace(",", "")
+    if not t or len(t) % 2:
+        raise ValueError("type hex bytes, e.g. 'de ad be ef' (an even number of digits)")
+    try:
+        return bytes.fromhex(t)
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not hex bytes") from None
+
+
+class MemoryPane(Vertical):
+    BINDINGS = [
+        Binding("g", "goto", "Goto"),
+        Binding("w", "word_size", "Word"),
+        Binding("f", "follow", "Follow"),
+        Binding("e", "edit", "Edit"),
+        Binding("ctrl+r", "reload", "Reload", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.link: InstanceLink | None = None
+        self.regions: list[MemoryRegion] = []
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="mem-bar"):
+            yield Select[str]([], prompt="region", id="mem-region", allow_blank=True)
+            yield Static("", id="mem-info")
+        yield HexView(id="hexview")
+        yield Static("", id="mem-status", classes="status-line")
+
+    @property
+    def hex(self) -> HexView:
+        return self.query_one(HexView)
+
+    def show(self, link: InstanceLink | None) -> None:
+        """Switch to an instance (or to nothing)."""
+        self.link = link
+        self.regions = []
+        self.hex.set_region(None, None)
+        self.query_one("#mem-region", Select).set_options([])
+        self._status("")
+        if link is not None and link.conn is not None:
+            self.load_regions()
+
+    def _status(self, text: str) -> None:
+        self.query_one("#mem-status", Static).update(text)
+
+    @work(exclusive=True, group="mem-regions", exit_on_error=False)
+    async def load_regions(self) -> None:
+        link = self.link
+        if link is None:
+            return
+        try:
+            regions = await link.require().regions()
+        except EmutuiError as e:
+            self._status(f"[b]regions:[/] {e}")
+            return
+        if link is not self.link:
+            return
+        self.regions = regions
+        sel = self.query_one("#mem-region", Select)
+        sel.set_options([(f"{r.name}  {_size(r.size)}", r.name) for r in regions])
+        if regions:
+            sel.value = regions[0].name
+        else:
+            self._status("this instance exposes no memory regions")
+
+    def select_region(self, name: str) -> None:
+        self.query_one("#mem-region", Select).value = name
+
+    @on(Select.Changed, "#mem-region")
+    def _region_changed(self, event: Select.Changed) -> None:
+        region = next((r for r in self.regions if r.name == event.value), None)
+        link = self.link
+        if region is None or link is None:
+            self.hex.set_region(None, None)
+            self.query_one("#mem-info", Static).update("")
+            return
+
+        async def reader(name: str, offset: int, length: int) -> bytes:
+            return await link.require().read(name, offset, length)
+
+        self.hex.set_region(region, reader)
+        width = f"  {region.access_width * 8}-bit access" if region.access_width > 1 else ""
+        rw = "rw" if region.writable and Capability.MEMORY_WRITE in link.capabilities else "ro"
+        self.query_one("#mem-info", Static).update(
+            f"0x{region.base:x}  {_size(region.size)}  {rw}{width}  {region.description}"
+        )
+        if region.access_width > 1 and self.hex.word_size < region.access_width:
+            self.hex.word_size = region.access_width
+        self._update_status()
+
+    @on(HexView.CursorMoved)
+    def _update_status(self) -> None:
+        hv = self.hex
+        if hv.mem_region is None:
+            return
+        mode = f"{hv.word_size * 8}-bit words" if hv.word_size > 1 else "bytes"
+        follow = "  [b]following[/]" if hv.follow else ""
+        err = f"  [red]{hv.last_error}[/]" if hv.last_error else ""
+        self._status(f"cursor 0x{hv.cursor:x}  {mode}{follow}{err}")
+
+    @on(HexView.ReadFailed)
+    def _read_failed(self, event: HexView.ReadFailed) -> None:
+        self._update_status()
+
+    def action_goto(self) -> None:
+        hv = self.hex
+        if hv.mem_region is None:
+            self.app.notify("pick a region first", severity="warning")
+            return
+        size = hv.mem_region.size
+
+        def check(text: str) -> str | None:
+            try:
+                parse_offset(text, size)
+            except ValueError as e:
+                return str(e)
+            return None
+
+        def done(text: str | None) -> None:
+            if text is not None:
+                hv.goto(parse_offset(text, size))
+                hv.focus()
+
+        self.app.push_screen(
+            PromptScreen(
+                f"Go to offset in {hv.mem_region.name} (size 0x{size:x})", "0x", validate=check
+            ),
+            done,
+        )
+
+    def action_word_size(self) -> None:
+        hv = self.hex
+        sizes = [1, 2, 4, 8]
+        hv.word_size = sizes[(sizes.index(hv.word_size) + 1) % len(sizes)]
+        self._update_status()
+
+    def action_follow(self) -> None:
+        hv = self.hex
+        hv.set_follow(not hv.follow)
+        self._update_status()
+
+    def action_reload(self) -> None:
+        self.hex.invalidate()
+
+    def action_edit(self) -> None:
+        hv, link = self.hex, self.link
+        region = hv.mem_region
+        if region is None or link is None:
+            return
+        if not region.writable or Capability.MEMORY_WRITE not in link.capabilities:
+            self.app.notify(f"{region.name} is read-only for this backend", severity="warning")
+            return
+        w = max(region.access_width, 1)
+        offset = hv.cursor - hv.cursor % w
+
+        def check(text: str) -> str | None:
+            try:
+                data = parse_hex_bytes(text)
+            except ValueError as e:
+                return str(e)
+            if len(data) % w:
+                return f"{region.name} takes whole {w * 8}-bit words ({w} bytes at a time)"
+            if offset + len(data) > region.size:
+                return "that runs past the end of the region"
+            return None
+
+        def done(text: str | None) -> None:
+            if text is not None:
+                self._write(region.name, offset, parse_hex_bytes(text))
+
+        self.app.push_screen(
+            PromptScreen(
+                f"Write bytes at {region.name}+0x{offset:x} (hex, in memory order)",
+                placeholder="de ad be ef",
+                validate=check,
+            ),
+            done,
+        )
+
+    @work(group="mem-write", exit_on_error=False)
+    async def _write(self, region: str, offset: int, data: bytes) -> None:
+        try:
+            await self.link.require().write(region, offset, data)  # type: ignore[union-attr]
+        except EmutuiError as e:
+            self.app.notify(str(e), title="write failed", severity="error")
+            return
+        self.app.notify(f"wrote {len(data)} bytes at {region}+0x{offset:x}")
+        self.hex.invalidate(offset)
