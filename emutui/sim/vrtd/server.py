@@ -156,7 +156,7 @@ class VrtdServer:
                 except OSError:
                     break
                 fds = _close_fds(anc)  # no core opcode uses an inbound fd: close, as v1+ do
-                if not data and not flags and not anc:
+                if not data and not anc and not flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
                     break  # EOF (a zero-length datagram is indistinguishable)
                 outcome = self.model.handle(
                     data,
