@@ -1,0 +1,786 @@
+"""The screen model of emutui's terminal emulator: cells, cursor, scrollback.
+
+Why not pyte: pyte spends one namedtuple ``_replace`` per printed character and
+measured 0.28 MB/s here (0.07 MB/s with its HistoryScreen), below what one
+flooding guest sends. This model keeps each row as two parallel lists (one
+1-char string and one style id per cell) and writes a whole run of printable
+text with one slice assignment, so the cost is per run and per line, not per
+character (see docs/console.md).
+
+Rows that scroll off the top of the main screen go to a bounded deque as
+frozen ``HistoryLine``s (a string plus one style id or an ``array('H')``), so
+memory is bounded by ``scrollback`` lines whatever the guest prints.
+
+Pure Python, no Textual import: unit-testable and benchmarkable alone.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from array import array
+from collections import deque
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import NamedTuple
+
+from emutui.tui.term.styles import StyleTable
+
+# DEC special graphics ("ESC ( 0"): line drawing used by curses without UTF-8.
+DEC_GRAPHICS = str.maketrans(
+    {
+        "`": "◆",
+        "a": "▒",
+        "b": "␉",
+        "c": "␌",
+        "d": "␍",
+        "e": "␊",
+        "f": "°",
+        "g": "±",
+        "h": "␤",
+        "i": "␋",
+        "j": "┘",
+        "k": "┐",
+        "l": "┌",
+        "m": "└",
+        "n": "┼",
+        "o": "⎺",
+        "p": "⎻",
+        "q": "─",
+        "r": "⎼",
+        "s": "⎽",
+        "t": "├",
+        "u": "┤",
+        "v": "┴",
+        "w": "┬",
+        "x": "│",
+        "y": "≤",
+        "z": "≥",
+        "{": "π",
+        "|": "≠",
+        "}": "£",
+        "~": "·",
+    }
+)
+
+
+@lru_cache(maxsize=4096)
+def char_width(c: str) -> int:
+    """Cells a character takes: 0 (combining), 1, or 2 (East Asian wide/fullwidth)."""
+    if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+
+
+class HistoryLine(NamedTuple):
+    """A row that scrolled off: cells as a str (one char per cell) or, when the
+    row holds wide or combining characters, as a list; styles as one id for
+    the whole row or one id per cell."""
+
+    cells: str | list[str]
+    styles: int | array[int]
+    wrapped: bool
+
+
+class Cursor(NamedTuple):
+    x: int
+    y: int
+    sid: int
+    wrap_next: bool
+    origin: bool
+    g0: bool  # G0 is DEC graphics
+    g1: bool
+    shift_out: bool
+
+
+class Screen:
+    """A VT100/xterm-subset screen of ``cols`` x ``rows`` cells with scrollback."""
+
+    def __init__(self, cols: int = 80, rows: int = 24, scrollback: int = 10000) -> None:
+        self.cols = max(1, cols)
+        self.rows = max(1, rows)
+        self.table = StyleTable()
+        self.history: deque[HistoryLine] = deque(maxlen=max(0, scrollback))
+        # Lines that ever entered the scrollback (including ones since dropped from
+        # its front), so a viewer scrolled back can keep its place while it fills.
+        self.history_pushed = 0
+        # Bytes to send back to the guest (answers to DSR/DA queries).
+        self.responses: list[bytes] = []
+        self.title_changes = 0  # counted, never applied: the host terminal is not the guest's
+        self.dirty: set[int] = set()
+        self.all_dirty = True
+        self._reset_state()
+
+    # -- state ------------------------------------------------------------------------
+
+    def _reset_state(self) -> None:
+        cols, rows = self.cols, self.rows
+        self.chars: list[list[str]] = [[" "] * cols for _ in range(rows)]
+        self.attrs: list[list[int]] = [[0] * cols for _ in range(rows)]
+        self.wrapped: list[bool] = [False] * rows
+        self.x = 0
+        self.y = 0
+        self.sid = 0
+        self.wrap_next = False
+        self.top = 0
+        self.bottom = rows - 1
+        self.autowrap = True
+        self.origin = False
+        self.insert_mode = False
+        self.newline_mode = False
+        self.cursor_visible = True
+        self.app_cursor_keys = False
+        self.bracketed_paste = False
+        self.sync_output = False
+        self.g0_graphics = False
+        self.g1_graphics = False
+        self.shift_out = False
+        self.tabstops = set(range(8, cols, 8))
+        self.saved: Cursor | None = None
+        self.alt: tuple[list[list[str]], list[list[int]], list[bool]] | None = None
+        self.alt_saved: Cursor | None = None
+        self.all_dirty = True
+
+    def reset(self) -> None:
+        """RIS (ESC c): everything but the scrollback."""
+        self._reset_state()
+
+    @property
+    def in_alt_screen(self) -> bool:
+        return self.alt is not None
+
+    def _blank(self, sid: int = 0) -> tuple[list[str], list[int]]:
+        return [" "] * self.cols, [sid] * self.cols
+
+    def _touch(self, y: int) -> None:
+        self.dirty.add(y)
+
+    def take_dirty(self) -> tuple[bool, set[int]]:
+        """(everything changed?, changed rows) since the last call; then clears them."""
+        all_dirty, dirty = self.all_dirty, self.dirty
+        self.all_dirty = False
+        self.dirty = set()
+        return all_dirty, dirty
+
+    # -- printing ---------------------------------------------------------------------
+
+    def draw(self, text: str) -> None:
+        """Print a run of printable characters (no controls) at the cursor."""
+        if self.shift_out:
+            if self.g1_graphics:
+                text = text.translate(DEC_GRAPHICS)
+        elif self.g0_graphics:
+            text = text.translate(DEC_GRAPHICS)
+        if not text.isascii():
+            self._draw_wide(text)
+            return
+        if self.insert_mode:
+            for c in text:
+                self._insert_blanks(1)
+                self._put_run(c)
+            return
+        self._put_run(text)
+
+    def _put_run(self, text: str) -> None:
+        # The hot path: one slice assignment per row the run touches.
+        cols = self.cols
+        autowrap = self.autowrap
+        while text:
+            if self.wrap_next:
+                if autowrap:
+                    self.wrapped[self.y] = True
+                    self.x = 0
+                    self.index()
+                self.wrap_next = False
+            x = self.x
+            y = self.y
+            space = cols - x
+            n = len(text)
+            if n < space:
+                self.chars[y][x : x + n] = text
+                self.attrs[y][x : x + n] = [self.sid] * n
+                self.x = x + n
+                self.dirty.add(y)
+                return
+            if not autowrap and n > space:
+                # Without autowrap the tail overwrites the last column.
+                text = text[: space - 1] + text[-1]
+                n = space
+            self.chars[y][x:cols] = text[:space]
+            self.attrs[y][x:cols] = [self.sid] * space
+            self.dirty.add(y)
+            self.x = cols - 1
+            self.wrap_next = True
+            text = text[space:]
+
+    def _draw_wide(self, text: str) -> None:
+        # Slow path, only for runs with non-ASCII: per character, with widths.
+        for c in text:
+            w = char_width(c)
+            if w == 0:
+                self._combine(c)
+                continue
+            if self.wrap_next:
+                if self.autowrap:
+                    self.wrapped[self.y] = True
+                    self.x = 0
+                    self.index()
+                self.wrap_next = False
+            if w == 2 and self.x == self.cols - 1:
+                if self.cols == 1:
+                    continue  # a wide character cannot fit at all
+                if self.autowrap:
+                    self.chars[self.y][self.x] = " "
+                    self.wrapped[self.y] = True
+                    self.x = 0
+                    self.index()
+                else:
+                    continue
+            if self.insert_mode:
+                self._insert_blanks(w)
+            y, x = self.y, self.x
+            row = self.chars[y]
+            if row[x] == "" and x > 0:
+                row[x - 1] = " "  # overwriting the right half of a wide character
+            row[x] = c
+            self.attrs[y][x] = self.sid
+            if w == 2:
+                row[x + 1] = ""
+                self.attrs[y][x + 1] = self.sid
+            self.dirty.add(y)
+            nx = x + w
+            if nx >= self.cols:
+                self.x = self.cols - 1
+                self.wrap_next = True
+            else:
+                self.x = nx
+
+    def _combine(self, c: str) -> None:
+        x, y = self.x, self.y
+        if not self.wrap_next:
+            x -= 1
+        if x < 0:
+            return
+        row = self.chars[y]
+        if row[x] == "" and x > 0:
+            x -= 1
+        if len(row[x]) < 8:  # bound the cluster: a guest cannot grow one cell forever
+            row[x] += c
+            self.dirty.add(y)
+
+    def repeat(self, n: int) -> None:
+        """REP (CSI b): repeat the character before the cursor."""
+        x = self.x if self.wrap_next else self.x - 1
+        if x < 0:
+            return
+        c = self.chars[self.y][x]
+        if c:
+            self.draw(c * min(n, self.cols * self.rows))
+
+    # -- C0 controls --------------------------------------------------------------------
+
+    def cr(self) -> None:
+        self.x = 0
+        self.wrap_next = False
+
+    def lf(self) -> None:
+        self.index()
+        if self.newline_mode:
+            self.x = 0
+        self.wrap_next = False
+
+    def bs(self) -> None:
+        if self.x > 0:
+            self.x -= 1
+        self.wrap_next = False
+
+    def tab(self) -> None:
+        x = self.x
+        for t in range(x + 1, self.cols):
+            if t in self.tabstops:
+                self.x = t
+                return
+        self.x = self.cols - 1
+
+    def back_tab(self, n: int = 1) -> None:
+        for _ in range(max(1, n)):
+            x = self.x
+            stops = [t for t in self.tabstops if t < x]
+            self.x = max(stops) if stops else 0
+        self.wrap_next = False
+
+    def forward_tab(self, n: int = 1) -> None:
+        for _ in range(max(1, min(n, self.cols))):
+            self.tab()
+
+    def set_tabstop(self) -> None:
+        self.tabstops.add(self.x)
+
+    def clear_tabstop(self, mode: int = 0) -> None:
+        if mode == 0:
+            self.tabstops.discard(self.x)
+        elif mode == 3:
+            self.tabstops.clear()
+
+    def shift_in(self) -> None:
+        self.shift_out = False
+
+    def shift_out_(self) -> None:
+        self.shift_out = True
+
+    # -- scrolling ----------------------------------------------------------------------
+
+    def index(self) -> None:
+        """Move down one line, scrolling the region up at its bottom margin."""
+        if self.y == self.bottom:
+            self.scroll_up(1)
+        elif self.y < self.rows - 1:
+            self.y += 1
+
+    def reverse_index(self) -> None:
+        if self.y == self.top:
+            self.scroll_down(1)
+        elif self.y > 0:
+            self.y -= 1
+
+    def next_line(self) -> None:
+        self.index()
+        self.x = 0
+        self.wrap_next = False
+
+    def scroll_up(self, n: int = 1) -> None:
+        top, bottom = self.top, self.bottom
+        n = min(max(1, n), bottom - top + 1)
+        keep = top == 0 and self.alt is None and self.history.maxlen
+        esid = self.table.erase_id(self.sid)
+        chars, attrs, wrapped = self.chars, self.attrs, self.wrapped
+        cols = self.cols
+        for _ in range(n):
+            c = chars.pop(top)
+            a = attrs.pop(top)
+            w = wrapped.pop(top)
+            if keep:
+                self._push_history(c, a, w)
+            chars.insert(bottom, [" "] * cols)
+            attrs.insert(bottom, [esid] * cols)
+            wrapped.insert(bottom, False)
+        if top == 0 and bottom == self.rows - 1:
+            self.all_dirty = True
+        else:
+            self.dirty.update(range(top, bottom + 1))
+
+    def _push_history(self, c: list[str], a: list[int], w: bool) -> None:
+        text = "".join(c)
+        cells: str | list[str] = text if len(text) == len(c) else c
+        a0 = a[0]
+        styles: int | array[int] = a0 if a.count(a0) == len(a) else array("H", a)
+        self.history.append(HistoryLine(cells, styles, w))
+        self.history_pushed += 1
+
+    def scroll_down(self, n: int = 1) -> None:
+        top, bottom = self.top, self.bottom
+        n = min(max(1, n), bottom - top + 1)
+        esid = self.table.erase_id(self.sid)
+        for _ in range(n):
+            self.chars.pop(bottom)
+            self.attrs.pop(bottom)
+            self.wrapped.pop(bottom)
+            self.chars.insert(top, [" "] * self.cols)
+            self.attrs.insert(top, [esid] * self.cols)
+            self.wrapped.insert(top, False)
+        self.dirty.update(range(top, bottom + 1))
+
+    def set_margins(self, top: int = 0, bottom: int = 0) -> None:
+        """DECSTBM (1-based; 0 means the default)."""
+        t = max(1, top) - 1
+        b = (bottom or self.rows) - 1
+        b = min(b, self.rows - 1)
+        if b - t < 1:
+            return  # xterm ignores a region of less than two lines
+        self.top, self.bottom = t, b
+        self.move_to(0, 0)
+
+    # -- cursor movement ----------------------------------------------------------------
+
+    def move_to(self, row: int, col: int) -> None:
+        """Absolute move, 0-based, honouring origin mode."""
+        if self.origin:
+            row += self.top
+            lo, hi = self.top, self.bottom
+        else:
+            lo, hi = 0, self.rows - 1
+        self.y = min(max(row, lo), hi)
+        self.x = min(max(col, 0), self.cols - 1)
+        self.wrap_next = False
+
+    def cup(self, row: int = 1, col: int = 1) -> None:
+        self.move_to(max(row, 1) - 1, max(col, 1) - 1)
+
+    def _vlimits(self) -> tuple[int, int]:
+        # Relative vertical moves stop at the margins when the cursor is inside them.
+        if self.top <= self.y <= self.bottom:
+            return self.top, self.bottom
+        return 0, self.rows - 1
+
+    def cuu(self, n: int = 1) -> None:
+        lo, _ = self._vlimits()
+        self.y = max(self.y - max(n, 1), lo)
+        self.wrap_next = False
+
+    def cud(self, n: int = 1) -> None:
+        _, hi = self._vlimits()
+        self.y = min(self.y + max(n, 1), hi)
+        self.wrap_next = False
+
+    def cuf(self, n: int = 1) -> None:
+        self.x = min(self.x + max(n, 1), self.cols - 1)
+        self.wrap_next = False
+
+    def cub(self, n: int = 1) -> None:
+        self.x = max(self.x - max(n, 1), 0)
+        self.wrap_next = False
+
+    def cnl(self, n: int = 1) -> None:
+        self.cud(n)
+        self.x = 0
+
+    def cpl(self, n: int = 1) -> None:
+        self.cuu(n)
+        self.x = 0
+
+    def cha(self, col: int = 1) -> None:
+        self.x = min(max(col, 1) - 1, self.cols - 1)
+        self.wrap_next = False
+
+    def vpa(self, row: int = 1) -> None:
+        self.move_to(max(row, 1) - 1, self.x)
+
+    def save_cursor(self) -> None:
+        self.saved = Cursor(
+            self.x,
+            self.y,
+            self.sid,
+            self.wrap_next,
+            self.origin,
+            self.g0_graphics,
+            self.g1_graphics,
+            self.shift_out,
+        )
+
+    def restore_cursor(self) -> None:
+        s = self.saved
+        if s is None:
+            self.origin = False
+            self.move_to(0, 0)
+            self.sid = 0
+            return
+        self.x = min(s.x, self.cols - 1)
+        self.y = min(s.y, self.rows - 1)
+        self.sid = s.sid
+        self.wrap_next = s.wrap_next
+        self.origin = s.origin
+        self.g0_graphics, self.g1_graphics, self.shift_out = s.g0, s.g1, s.shift_out
+
+    # -- erasing and editing ------------------------------------------------------------
+
+    def _fill(self, y: int, x0: int, x1: int) -> None:
+        if x1 <= x0:
+            return
+        esid = self.table.erase_id(self.sid)
+        row = self.chars[y]
+        if x0 > 0 and row[x0] == "":
+            row[x0 - 1] = " "  # erasing the right half of a wide char erases it all
+        row[x0:x1] = " " * (x1 - x0)
+        self.attrs[y][x0:x1] = [esid] * (x1 - x0)
+        self.dirty.add(y)
+
+    def erase_in_line(self, mode: int = 0) -> None:
+        if mode == 0:
+            self._fill(self.y, self.x, self.cols)
+        elif mode == 1:
+            self._fill(self.y, 0, self.x + 1)
+        elif mode == 2:
+            self._fill(self.y, 0, self.cols)
+        if mode in (0, 2):
+            self.wrapped[self.y] = False
+        self.wrap_next = False
+
+    def erase_in_display(self, mode: int = 0) -> None:
+        if mode == 0:
+            self.erase_in_line(0)
+            for y in range(self.y + 1, self.rows):
+                self._fill(y, 0, self.cols)
+                self.wrapped[y] = False
+        elif mode == 1:
+            for y in range(self.y):
+                self._fill(y, 0, self.cols)
+            self._fill(self.y, 0, self.x + 1)
+        elif mode == 2:
+            for y in range(self.rows):
+                self._fill(y, 0, self.cols)
+                self.wrapped[y] = False
+            self.all_dirty = True
+        elif mode == 3:
+            self.history.clear()
+            self.all_dirty = True
+        self.wrap_next = False
+
+    def erase_chars(self, n: int = 1) -> None:
+        self._fill(self.y, self.x, min(self.cols, self.x + max(n, 1)))
+        self.wrap_next = False
+
+    def _insert_blanks(self, n: int) -> None:
+        y, x, cols = self.y, self.x, self.cols
+        n = min(max(n, 1), cols - x)
+        esid = self.table.erase_id(self.sid)
+        row, attrs = self.chars[y], self.attrs[y]
+        row[x:x] = " " * n
+        attrs[x:x] = [esid] * n
+        del row[cols:]
+        del attrs[cols:]
+        self.dirty.add(y)
+
+    def insert_chars(self, n: int = 1) -> None:
+        self._insert_blanks(n)
+        self.wrap_next = False
+
+    def delete_chars(self, n: int = 1) -> None:
+        y, x, cols = self.y, self.x, self.cols
+        n = min(max(n, 1), cols - x)
+        esid = self.table.erase_id(self.sid)
+        row, attrs = self.chars[y], self.attrs[y]
+        del row[x : x + n]
+        del attrs[x : x + n]
+        row.extend(" " * n)
+        attrs.extend([esid] * n)
+        self.dirty.add(y)
+        self.wrap_next = False
+
+    def insert_lines(self, n: int = 1) -> None:
+        if not self.top <= self.y <= self.bottom:
+            return
+        saved = self.top
+        self.top = self.y
+        self.scroll_down(n)
+        self.top = saved
+        self.x = 0
+        self.wrap_next = False
+
+    def delete_lines(self, n: int = 1) -> None:
+        if not self.top <= self.y <= self.bottom:
+            return
+        saved_top = self.top
+        self.top = self.y
+        # Lines deleted inside the screen are gone, never scrollback.
+        self._delete_no_history(n)
+        self.top = saved_top
+        self.x = 0
+        self.wrap_next = False
+
+    def _delete_no_history(self, n: int) -> None:
+        top, bottom = self.top, self.bottom
+        n = min(max(1, n), bottom - top + 1)
+        esid = self.table.erase_id(self.sid)
+        for _ in range(n):
+            self.chars.pop(top)
+            self.attrs.pop(top)
+            self.wrapped.pop(top)
+            self.chars.insert(bottom, [" "] * self.cols)
+            self.attrs.insert(bottom, [esid] * self.cols)
+            self.wrapped.insert(bottom, False)
+        self.dirty.update(range(top, bottom + 1))
+
+    def alignment_test(self) -> None:
+        """DECALN (ESC # 8): fill the screen with E."""
+        for y in range(self.rows):
+            self.chars[y] = ["E"] * self.cols
+            self.attrs[y] = [0] * self.cols
+        self.all_dirty = True
+        self.move_to(0, 0)
+
+    # -- modes --------------------------------------------------------------------------
+
+    def set_mode(self, modes: list[int], private: bool, on: bool) -> None:
+        for m in modes:
+            if not private:
+                if m == 4:
+                    self.insert_mode = on
+                elif m == 20:
+                    self.newline_mode = on
+                continue
+            if m == 1:
+                self.app_cursor_keys = on
+            elif m == 6:
+                self.origin = on
+                self.move_to(0, 0)
+            elif m == 7:
+                self.autowrap = on
+                if not on:
+                    self.wrap_next = False
+            elif m == 25:
+                self.cursor_visible = on
+                self.dirty.add(self.y)
+            elif m in (47, 1047, 1049):
+                self._alt_screen(on, save=m == 1049)
+            elif m == 2004:
+                self.bracketed_paste = on
+            elif m == 2026:
+                self.sync_output = on
+            # mouse reporting, focus events etc. are not forwarded: ignored
+
+    def _alt_screen(self, on: bool, save: bool) -> None:
+        if on == (self.alt is not None):
+            return
+        if on:
+            if save:
+                self.save_cursor()
+                self.alt_saved = self.saved
+            self.alt = (self.chars, self.attrs, self.wrapped)
+            self.chars = [[" "] * self.cols for _ in range(self.rows)]
+            self.attrs = [[0] * self.cols for _ in range(self.rows)]
+            self.wrapped = [False] * self.rows
+        else:
+            self.chars, self.attrs, self.wrapped = self.alt
+            self.alt = None
+            if save and self.alt_saved is not None:
+                self.saved = self.alt_saved
+                self.restore_cursor()
+        self.all_dirty = True
+
+    # -- queries -------------------------------------------------------------------------
+
+    def report(self, kind: int, private: bool) -> None:
+        if private:
+            return
+        if kind == 5:
+            self.responses.append(b"\x1b[0n")
+        elif kind == 6:
+            row = self.y - self.top + 1 if self.origin else self.y + 1
+            self.responses.append(f"\x1b[{row};{self.x + 1}R".encode())
+
+    def device_attributes(self, secondary: bool) -> None:
+        self.responses.append(b"\x1b[>0;0;0c" if secondary else b"\x1b[?1;2c")
+
+    # -- resizing ------------------------------------------------------------------------
+
+    def resize(self, cols: int, rows: int) -> None:
+        """No reflow: rows are cut or padded; lines above the cursor that no longer
+        fit go to the scrollback, so the cursor line stays visible."""
+        cols, rows = max(1, cols), max(1, rows)
+        if cols == self.cols and rows == self.rows:
+            return
+        buffers = [(self.chars, self.attrs, self.wrapped)]
+        if self.alt is not None:
+            buffers.append(self.alt)
+        new_buffers = []
+        for i, (chars, attrs, wrapped) in enumerate(buffers):
+            is_main = (i == 0) == (self.alt is None)
+            chars, attrs, wrapped = list(chars), list(attrs), list(wrapped)
+            if rows < len(chars):
+                excess = len(chars) - rows
+                # drop from the top as far as the cursor allows, the rest from the bottom
+                from_top = min(excess, self.y) if i == 0 else excess
+                for _ in range(from_top):
+                    c, a, w = chars.pop(0), attrs.pop(0), wrapped.pop(0)
+                    if is_main and self.history.maxlen:
+                        self._push_history(c, a, w)
+                del chars[rows:], attrs[rows:], wrapped[rows:]
+                if i == 0:
+                    self.y -= from_top
+            while len(chars) < rows:
+                chars.append([" "] * cols)
+                attrs.append([0] * cols)
+                wrapped.append(False)
+            for y in range(rows):
+                c, a = chars[y], attrs[y]
+                if len(c) > cols:
+                    chars[y] = c[:cols]
+                    attrs[y] = a[:cols]
+                    if chars[y][-1] == "" or (len(c[cols - 1]) and char_width(c[cols - 1][0]) == 2):
+                        chars[y][-1] = " "
+                elif len(c) < cols:
+                    chars[y] = c + [" "] * (cols - len(c))
+                    attrs[y] = a + [0] * (cols - len(c))
+            new_buffers.append((chars, attrs, wrapped))
+        self.chars, self.attrs, self.wrapped = new_buffers[0]
+        if self.alt is not None:
+            self.alt = new_buffers[1]
+        self.cols, self.rows = cols, rows
+        self.top, self.bottom = 0, rows - 1
+        self.x = min(self.x, cols - 1)
+        self.y = min(max(self.y, 0), rows - 1)
+        self.wrap_next = False
+        self.tabstops = {t for t in self.tabstops if t < cols} | set(
+            range(((self.cols - 1) // 8 + 1) * 8, cols, 8)
+        )
+        self.all_dirty = True
+
+    # -- reading the screen and the scrollback ------------------------------------------
+
+    @property
+    def line_count(self) -> int:
+        """Scrollback lines plus screen rows; lines are numbered 0..line_count-1."""
+        return len(self.history) + self.rows
+
+    def line_cells(self, i: int) -> tuple[str | list[str], int | list[int] | array[int], bool]:
+        """(cells, styles, wrapped) of line i (history first, then the screen)."""
+        h = len(self.history)
+        if i < h:
+            return self.history[i]
+        y = i - h
+        return self.chars[y], self.attrs[y], self.wrapped[y]
+
+    def line_text(self, i: int) -> str:
+        cells = self.line_cells(i)[0]
+        return cells if isinstance(cells, str) else "".join(cells)
+
+    def line_runs(self, i: int) -> list[tuple[str, int]]:
+        """Line i as (text, style id) runs of equal style, for the renderer."""
+        cells, styles, _ = self.line_cells(i)
+        if isinstance(styles, int):
+            return [(cells if isinstance(cells, str) else "".join(cells), styles)]
+        runs: list[tuple[str, int]] = []
+        start = 0
+        cur = styles[0]
+        n = len(styles)
+        for x in range(1, n):
+            s = styles[x]
+            if s != cur:
+                runs.append(("".join(cells[start:x]), cur))
+                start = x
+                cur = s
+        runs.append(("".join(cells[start:n]), cur))
+        return runs
+
+    def display(self) -> list[str]:
+        """The screen as text rows (tests, debugging)."""
+        return ["".join(r) for r in self.chars]
+
+    def iter_text(self) -> Iterator[str]:
+        for i in range(self.line_count):
+            yield self.line_text(i)
+
+    def find(
+        self,
+        needle: str,
+        start: int | None = None,
+        backwards: bool = True,
+        ignore_case: bool = True,
+    ) -> tuple[int, int] | None:
+        """The next line (and column) containing ``needle``, from line ``start``
+        (exclusive) in the given direction; None when there is none."""
+        if not needle:
+            return None
+        n = self.line_count
+        if ignore_case:
+            needle = needle.casefold()
+        if start is None:
+            start = n if backwards else -1
+        rng = range(start - 1, -1, -1) if backwards else range(start + 1, n)
+        for i in rng:
+            text = self.line_text(i)
+            if ignore_case:
+                text = text.casefold()
+            col = text.find(needle)
+            if col >= 0:
+                return i, col
+        return None
