@@ -62,6 +62,27 @@ META_COMMANDS: dict[str, str] = {
 
 LOOKUP_TIMEOUT = 2.0
 
+# Offered first when several commands match: with complete-while-typing, Tab picks
+# the first candidate, and "query-st" should mean query-status, not query-stats.
+COMMON_COMMANDS = (
+    "query-status",
+    "qom-list",
+    "qom-get",
+    "qom-set",
+    "query-pci",
+    "query-chardev",
+    "query-cpus-fast",
+    "query-commands",
+    "query-version",
+    "query-block",
+    "device_add",
+    "device_del",
+    "human-monitor-command",
+    "stop",
+    "cont",
+    "system_reset",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
@@ -233,6 +254,18 @@ class QmpCompleter:
         self.meta_commands = META_COMMANDS if meta_commands is None else meta_commands
         self._lookups = _Lookups(ttl)
         self._meta_names = sorted(self.meta_commands)
+        self._rank: dict[str, int] = {c: i for i, c in enumerate(COMMON_COMMANDS)}
+        self._used: dict[str, int] = {}
+
+    def note_used(self, command: str) -> None:
+        """Rank a command the user just ran above the others (most recent first)."""
+        self._used[command] = len(self._used) + 1 + max(self._used.values(), default=0)
+
+    def _order(self, name: str) -> tuple[int, int, str]:
+        used = self._used.get(name)
+        if used is not None:
+            return (0, -used, name)
+        return (1, self._rank.get(name, len(self._rank)), name)
 
     @classmethod
     async def for_connector(cls, conn: Any) -> QmpCompleter:
@@ -461,7 +494,9 @@ class QmpCompleter:
         if k in ("command", "help-arg", "json-execute"):
             if s is None:
                 return []
-            names = _match(ctx.prefix, s.command_names, fallback_substring=True)
+            names = sorted(
+                _match(ctx.prefix, s.command_names, fallback_substring=True), key=self._order
+            )
             close = '"' if k == "json-execute" else ""
             return [Candidate(n + close, ctx.start, n, "command") for n in names]
         if s is None:
@@ -516,6 +551,10 @@ class QmpCompleter:
         data = self._lookups.get(ctx.lookup)
         if data is None:
             return []
+        if data and isinstance(data[0], PropertyNode):
+            # qom-list order is QEMU's hash order; sorted, "peripheral" precedes
+            # "peripheral-anon", so Tab on "/machine/peri" picks the one meant.
+            data = sorted(data, key=lambda n: n.name)
         kind = ctx.lookup.partition(":")[0]
         if kind == "qom" and ctx.key_path[-1] == "id":  # device_del id=
             return [
@@ -640,6 +679,10 @@ class MonitorCompleter:
         if len(words) == 2:
             return ["args:" + first, "members:" + first], start, prefix
         return ["args:" + first + f":{len(words) - 1}"], start, prefix
+
+    def cached(self, key: str) -> dict[str, str] | None:
+        """A loaded word list ("commands", "objects", "members:OBJ"), or None."""
+        return self._words(key)
 
     def _words(self, key: str) -> dict[str, str] | None:
         if key == "static":

@@ -87,9 +87,9 @@ async def test_qom_paths_are_listed_as_you_type(engine: QmpCompleter, qom: FakeQ
     assert texts(engine.complete("qom-get path=/machine/peri")) == texts(c)
     assert qom.calls == ["/machine"]
     assert texts(await engine.complete_async("qom-list path=")) == [
+        "/chardevs/",
         "/machine/",
         "/objects/",
-        "/chardevs/",
     ]
     assert texts(await engine.complete_async("qom-list path=/machine/peripheral/")) == [
         "/machine/peripheral/edu0/"
@@ -99,7 +99,7 @@ async def test_qom_paths_are_listed_as_you_type(engine: QmpCompleter, qom: FakeQ
 
 async def test_property_names_for_the_given_path(engine: QmpCompleter) -> None:
     c = await engine.complete_async("qom-get path=/machine/peripheral/edu0 property=")
-    assert texts(c) == ["type", "dma_mask", "realized"]
+    assert texts(c) == ["dma_mask", "realized", "type"]
     c = await engine.complete_async("qom-set path=/machine/peripheral/edu0 property=re")
     assert texts(c) == ["realized"]
 
