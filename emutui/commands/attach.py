@@ -17,10 +17,10 @@ from emutui.core.errors import EmutuiError, NotFoundError
 from emutui.core.instance import Instance
 from emutui.core.registry import Registry
 
-Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 
-
-def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     p = sub.add_parser(
         "attach",
         help="attach to a running daemon (vrtd) as an instance",
