@@ -433,3 +433,69 @@ async def test_shell_verbs(sim: SimProcess, tmp_path: Path) -> None:
             await conn.command("frobnicate")
     finally:
         await conn.close()
+
+
+# every opcode of the current generation, minimal valid body, over the real socket
+ALL_OPCODES = {
+    Opcode.GET_NUM_DEVICES: (b"\0", Ret.OK, 4),
+    Opcode.GET_DEVICE_INFO: (b"\0" * 4, Ret.OK, 170),
+    Opcode.GET_BAR_INFO: (b"\0" * 5, Ret.OK, 24),
+    Opcode.GET_BAR_FD: (b"\0" * 5, Ret.OK, 8),
+    Opcode.QDMA_GET_INFO: (b"\0" * 4, Ret.NOEXIST, 0),
+    Opcode.QDMA_QPAIR_ADD: (b"\0" * 40, Ret.NOEXIST, 0),
+    Opcode.QDMA_QPAIR_OP: (b"\0" * 12, Ret.NOEXIST, 0),
+    Opcode.QDMA_QPAIR_GET_FD: (b"\0" * 12, Ret.NOEXIST, 0),
+    Opcode.DESIGN_WRITE: (b"\0" * 5, Ret.NOEXIST, 0),
+    Opcode.CLOCK_OP: (b"\0" * 10, Ret.OK, 4),
+    Opcode.BUFFER_OPEN: (b"\0" * 32, Ret.NOEXIST, 0),
+    Opcode.BUFFER_CLOSE: (b"\0" * 20, Ret.NOEXIST, 0),
+    Opcode.GET_DEVICE_BY_BDF: (b"c4:00".ljust(32, b"\0"), Ret.OK, 4),
+    Opcode.DEVICE_HOTPLUG_OP: (b"\0" * 7, Ret.OK, 1),
+    Opcode.GET_SENSOR_INFO: (b"\0" * 4, Ret.OK, 4 + 3 * 72),
+    Opcode.BUFFER_OPEN_RAW: (b"\0" * 28, Ret.NOEXIST, 0),
+    Opcode.CFGMEM_PROGRAM: (b"\0" * 12, Ret.NOEXIST, 0),
+    Opcode.CFGMEM_PROGRAM_START: (b"\0" * 12, Ret.NOEXIST, 0),
+    Opcode.CFGMEM_PROGRAM_STATUS: (b"\0" * 8, Ret.NOEXIST, 0),
+    Opcode.SET_SHELL_STATE: (b"\0\0\0\0\2\0", Ret.OK, 1),
+}
+
+
+async def test_every_opcode(client: VrtdClient) -> None:
+    assert len(ALL_OPCODES) == 20
+    for op, (body, ret, size) in ALL_OPCODES.items():
+        r = await client.request(op, body)
+        assert (r.ret, len(r.body)) == (ret, size), op.name
+        assert len(r.fds) == (1 if op is Opcode.GET_BAR_FD else 0)
+        for fd in r.fds:
+            os.close(fd)
+        if len(body) > 1:  # one byte short is BAD_REQUEST, for every opcode
+            short = await client.request(op, body[:-1])
+            assert short.ret == Ret.BAD_REQUEST, op.name
+
+
+async def test_sighup_reload(sim_factory: Callable[..., SimProcess], tmp_path: Path) -> None:
+    import signal
+
+    conf = tmp_path / "vrtd.conf"
+    conf.write_text("[role:info]\nquery-devices = yes\n[user:*]\nrole = info\n")
+    sim = sim_factory("--config", str(conf), name="hup.sock")
+    c = VrtdClient(sim.path)
+    with pytest.raises(PermissionDeniedError):
+        await c.get_bar_fd(0, 0)
+    conf.write_text(
+        "[role:info]\nquery-devices = yes\n[role:info:any]\nbar-access = full\n"
+        "[user:*]\nrole = info\n"
+    )
+    assert sim.proc is not None
+    sim.proc.send_signal(signal.SIGHUP)
+    while "reloaded" not in sim.log_text():
+        await asyncio.sleep(0.02)
+    fd, _ = await c.get_bar_fd(0, 0)  # the same connection: its cached role was dropped
+    os.close(fd)
+    conf.write_text("[role:info]\nbogus = 1\n")  # a failed reload keeps the live config
+    sim.proc.send_signal(signal.SIGHUP)
+    while "reload failed" not in sim.log_text():
+        await asyncio.sleep(0.02)
+    fd, _ = await c.get_bar_fd(0, 0)
+    os.close(fd)
+    await c.close()
