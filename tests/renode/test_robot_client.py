@@ -220,12 +220,19 @@ def standin_proc(tmp_path: Path, standin: Path) -> object:
         env=env,
         text=True,
     )
-    line = p.stdout.readline() if p.stdout else ""
-    assert "Robot Framework remote server is listening on port" in line
-    yield p, tmp_path, int(line.rsplit(" ", 1)[1])
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-    p.wait(30)
+    try:
+        line = p.stdout.readline() if p.stdout else ""
+        assert "Robot Framework remote server is listening on port" in line, line
+        yield p, tmp_path, int(line.rsplit(" ", 1)[1])
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise AssertionError("the stand-in ignored SIGTERM") from None
 
 
 def test_standin_files_and_exact_protocol(

@@ -90,8 +90,9 @@ timer0: Timers.ARM_SP804_Timer @ sysbus <0x40010000, +0x100>
 """
 
 
-class _Exit(Exception):
-    pass
+# Set by SIGINT/SIGTERM/SIGHUP. A flag, not an exception: an exception raised in
+# the middle of a request would be swallowed by socketserver's error handling.
+_STOP = threading.Event()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -225,22 +226,25 @@ def main(argv: list[str] | None = None) -> int:
     tmp_dir = tmp_base / f"renode-{pid}"
     tmp_dir.mkdir(parents=True, exist_ok=True)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        raise _Exit()
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-
     log = Logger(to_stdout=not args.hide_log, plain=args.plain)
     em = Emulation(log=log)
     monitor = Monitor(em, Path.cwd())
     robot: RobotServer | None = None
     rc = 0
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        _STOP.set()
+        if robot is not None:
+            robot.stopping = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
     try:
         if args.file:
             _, errors = monitor.execute(f"include @{args.file}")
-            for e in errors:
-                eprint(e)
+            for err in errors:
+                eprint(err)
         if args.robot_server_port >= 0:
             try:
                 robot = RobotServer(em, monitor, args.robot_server_port)
@@ -259,17 +263,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.execute:
             # -e commands are typed into the Monitor as one "; "-joined line.
             _, errors = monitor.execute("; ".join(args.execute))
-            for e in errors:
-                eprint(e)
+            for err in errors:
+                eprint(err)
         if args.console:
             threading.Thread(target=_console, args=(monitor,), daemon=True).start()
         if robot is not None:
             robot.serve()
         else:
-            while not monitor.quit_requested:
-                signal.pause() if not args.console else threading.Event().wait(0.2)
-    except _Exit:
-        rc = 0
+            while not monitor.quit_requested and not _STOP.is_set():
+                _STOP.wait(0.2)
     finally:
         em.close()
         if not args.keep_temporary_files:

@@ -628,7 +628,7 @@ class _StateLock:
     def __enter__(self) -> None:
         self.cond.__enter__()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.cond.__exit__(*exc)
 
     def notify_firmware(self) -> None:

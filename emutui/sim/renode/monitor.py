@@ -92,7 +92,9 @@ def tokenize(line: str) -> list[str]:
 
 def split_commands(line: str) -> list[str]:
     """``;`` separates commands and ``#`` starts a comment, both outside quotes."""
-    cmds, cur, quoted = [], [], False
+    cmds: list[str] = []
+    cur: list[str] = []
+    quoted = False
     for ch in line:
         if ch == '"':
             quoted = not quoted

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from xmlrpc.client import Fault
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
@@ -58,7 +58,7 @@ class RobotServer:
         self.server = self._bind(port)
         self.port: int = self.server.server_address[1]
         self.server.register_function(self.get_keyword_names, "get_keyword_names")
-        self.server.register_function(self.run_keyword, "run_keyword")
+        self.server.register_function(cast(Any, self.run_keyword), "run_keyword")
         self.server.register_function(self.stop_remote_server, "stop_remote_server")
         self.keywords: dict[str, tuple[list[tuple[str, str, Any]], Callable[..., Any]]] = {
             "ExecuteCommand": (
