@@ -12,6 +12,15 @@ import pytest
 from emutui.core.model import PropertyNode
 from emutui.shell.schema import Schema
 
+# The Renode stand-in and vrtd simulator fixtures, for the Renode and vrtd modes.
+from tests.renode.conftest import (  # noqa: F401
+    board,
+    renode_config,
+    renode_config_file,
+    standin,
+)
+from tests.vrtd.conftest import sim, sim_factory, sock_dir  # noqa: F401
+
 DATA = Path(__file__).parent / "data"
 
 
