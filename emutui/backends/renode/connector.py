@@ -201,18 +201,8 @@ class RenodeConnector(BaseConnector):
             raise NotFoundError(f"{self.name}: {name}: {e}") from e
         owner = f"/{name}"
         nodes: list[PropertyNode] = []
-        for p in await self.peripherals():
-            if p.name.startswith(name + ".") and p.name.count(".") == name.count(".") + 1:
-                nodes.append(
-                    PropertyNode(
-                        p.short_name,
-                        f"/{p.name}",
-                        p.type,
-                        True,
-                        readable=False,
-                        description=p.describe(),
-                    )
-                )
+        # Child peripherals are not repeated here: "/" already lists every
+        # peripheral, nested ones included, under its full Monitor name.
         for m in members:
             if m.kind not in ("property", "field"):
                 continue
