@@ -142,7 +142,9 @@ async def bench_hexview(conn: VrtdConnector, jumps: int) -> dict[str, float] | N
             await pilot.pause()
             jump_ms.append((time.perf_counter() - t) * 1e3)
             crop = Region(0, 0, hv.size.width, hv.size.height)
-            hv._frame = None  # a fresh frame: nothing memoised from the paint above
+            # a fresh frame: drop Textual's line cache so every row is rebuilt
+            hv._styles_cache.clear()
+            hv._styles_cache.set_dirty(hv.size.region)
             t = time.perf_counter()
             hv.render_lines(crop)
             render_ms.append((time.perf_counter() - t) * 1e3)
