@@ -19,6 +19,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -46,10 +47,20 @@ class VrtdServer:
         self._ino: int | None = None
 
     def bind(self) -> None:
-        """Like dev vrtd with VRTD_SOCKET: unlink a stale file, bind, mode 0666, listen."""
+        """Like dev vrtd with VRTD_SOCKET: unlink a stale file, bind, mode 0666, listen.
+
+        Unlike vrtd, a socket somebody still listens on is not taken over: two
+        simulators on one path would silently split their clients."""
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(os.lstat(self.path).st_mode):
-                os.unlink(self.path)
+                probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                try:
+                    probe.connect(self.path)
+                    raise OSError(errno.EADDRINUSE, "a daemon is already listening there")
+                except (ConnectionRefusedError, FileNotFoundError):
+                    os.unlink(self.path)  # stale: nobody listens
+                finally:
+                    probe.close()
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
             s.bind(self.path)
