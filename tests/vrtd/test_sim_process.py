@@ -499,3 +499,14 @@ async def test_sighup_reload(sim_factory: Callable[..., SimProcess], tmp_path: P
     fd, _ = await c.get_bar_fd(0, 0)
     os.close(fd)
     await c.close()
+
+
+async def test_bar_fd_cannot_be_resized(client: VrtdClient) -> None:
+    """One client must not be able to SIGBUS the others by truncating the shared BAR."""
+    fd, length = await client.get_bar_fd(0, 0)
+    try:
+        with pytest.raises(PermissionError):
+            os.ftruncate(fd, 4096)
+        assert os.fstat(fd).st_size == length
+    finally:
+        os.close(fd)

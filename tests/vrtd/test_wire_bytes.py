@@ -421,3 +421,15 @@ def test_dma_buf_sync_bracket(monkeypatch: pytest.MonkeyPatch) -> None:
     m.close()  # idempotent
     with pytest.raises(DisconnectedError):
         m.read(0, 4)
+
+
+async def test_bar_fd_shorter_than_claimed_is_refused(peer_path: str) -> None:
+    fd = os.memfd_create("short-bar")
+    os.ftruncate(fd, 4096)
+    # claims 1 MiB: mapping it and touching the tail would SIGBUS the client
+    frame = bytes.fromhex("0800 0000 0100 0000 0000 1000 0000 0000".replace(" ", ""))
+    before = open_fds()
+    with pytest.raises(ProtocolError, match="claims 1048576 bytes"):
+        await run(peer_path, [(frame, [fd])], lambda c: c.open_bar(0, 0))
+    os.close(fd)
+    assert open_fds() <= before - {fd}

@@ -33,6 +33,7 @@ import mmap
 import os
 import select
 import socket
+import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -387,6 +388,18 @@ class BarMapping:
         if length <= 0:
             _close_all([fd])
             raise BackendError(f"{name}: the daemon reports a BAR of length {length}")
+        try:
+            st = os.fstat(fd)
+        except OSError as e:
+            _close_all([fd])
+            raise BackendError(f"{name}: the BAR descriptor is unusable: {e.strerror}") from e
+        if stat.S_ISREG(st.st_mode) and st.st_size < length:
+            # a file-backed BAR (a simulator's memfd, a mock file) shorter than claimed:
+            # touching the tail would SIGBUS this process, so refuse it now
+            _close_all([fd])
+            raise ProtocolError(
+                f"{name}: the daemon claims {length} bytes but the descriptor has {st.st_size}"
+            )
         try:
             mem = mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except (OSError, ValueError, OverflowError) as e:

@@ -40,6 +40,7 @@ bits live in bits 0-2, so that value always differs).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import mmap
 import os
@@ -191,8 +192,13 @@ class VrtdModel:
                 continue
             # Invented, 4 GiB-aligned host addresses (none appear in the real source).
             start = 0 if self.options.mock else (0x38 + num) << 36 | b << 32
-            fd = os.memfd_create(f"vrtd-sim-{name}-bar{b}", os.MFD_CLOEXEC)
+            fd = os.memfd_create(f"vrtd-sim-{name}-bar{b}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
             os.ftruncate(fd, size)  # sparse: pages exist only once touched
+            # Sealed like a dma-buf cannot be resized: a client that ftruncate()s the
+            # fd it was given must not SIGBUS every other client's mapping.
+            fcntl.fcntl(
+                fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+            )
             mem = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
             bars.append(SimBar(b, True, start, size, pref, fd, mem))
         card = SimCard(num, name, f"0000:{(0xC4 + num) & 0xFF:02x}:00", bars)
