@@ -57,21 +57,25 @@ async def test_launch_records_handles(board: Instance) -> None:
 async def test_peripherals_tree(board: Instance) -> None:
     async with connected(board) as conn:
         top = {n.name: n for n in await conn.list_props("/")}
-        assert top["sysbus.uart0"].type == "PL011"
-        assert top["sysbus.uart0"].description == "<0x40004000, 0x40004FFF>"
-        assert top["sysbus.uart0"].path == "/sysbus.uart0"
-        assert top["sysbus.cpu"].description == "Slot: 0"
-        members = {n.name: n for n in await conn.list_props("/sysbus.uart0")}
+        assert top["uart0"].type == "PL011"
+        assert top["uart0"].description == "<0x40004000, 0x40004FFF>"
+        assert top["uart0"].path == "/uart0" and top["uart0"].has_children
+        assert top["cpu"].description == "Slot: 0"
+        assert set(top) == {"cpu", "flash", "nvic", "sram", "timer0", "uart0", "uart1"}
+        members = {n.name: n for n in await conn.list_props("/uart0")}
         assert members["BaudRate"].value == 115200 and not members["BaudRate"].writable
+        assert members["BaudRate"].path == "/uart0"
         assert members["Loopback"].writable
-        assert members["ReadDoubleWord"].type == "method"
+        assert "ReadDoubleWord" not in members  # methods are not properties
+        # Monitor names work as paths too.
+        assert {n.name for n in await conn.list_props("sysbus.uart0")} == set(members)
         with pytest.raises(NotFoundError):
             await conn.list_props("/sysbus.nosuch")
 
 
 async def test_properties_get_and_set(board: Instance) -> None:
     async with connected(board) as conn:
-        assert await conn.get_prop("/sysbus.timer0", "Frequency") == 1_000_000
+        assert await conn.get_prop("/timer0", "Frequency") == 1_000_000
         await conn.set_prop("/sysbus.timer0", "Frequency", 32768)
         assert await conn.get_prop("sysbus.timer0", "Frequency") == 32768
         await conn.set_prop("/sysbus.uart0", "Loopback", True)

@@ -39,10 +39,10 @@ def test_done_when_sequence(tmp_path: Path, renode_config_file: Path, state_dir:
         r = emutui(state_dir, cfg, "prop", "ls", "board", "/")
         out = r.stdout.decode()
         assert r.returncode == 0, r.stderr.decode()
-        assert "sysbus.uart0" in out and "<0x40004000, 0x40004FFF>" in out
-        assert "sysbus.sram" in out and "<0x20000000, 0x2000FFFF>" in out
+        assert "uart0" in out and "<0x40004000, 0x40004FFF>" in out
+        assert "sram" in out and "<0x20000000, 0x2000FFFF>" in out
 
-        r = emutui(state_dir, cfg, "prop", "get", "board", "/sysbus.uart0", "BaudRate")
+        r = emutui(state_dir, cfg, "prop", "get", "board", "/uart0", "BaudRate")
         assert r.returncode == 0 and r.stdout.decode().strip() == "115200"
 
         r = emutui(state_dir, cfg, "mem", "read", "board", "uart0", "0xfe0", "8")

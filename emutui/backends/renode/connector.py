@@ -47,6 +47,7 @@ _LOG_LINE = re.compile(
     r"^\[?(?P<clock>\d{2}:\d{2}:\d{2}(?:\.\d+)?)\]?\s+\[(?P<level>[A-Z]+)\]\s?(?P<rest>.*)$"
 )
 OFFSET_FILE = ".renode-log-offset"
+ROOT = "sysbus"  # the root of Renode's peripherals tree, and of emutui's property paths
 
 
 def parse_log_line(line: str) -> tuple[str, str, str, str] | None:
@@ -115,13 +116,24 @@ class RenodeConnector(BaseConnector):
             raise
 
     def _monitor_name(self, path: str) -> str:
-        """A property path (``/sysbus.uart0``, ``/sysbus/uart0``, ``uart0``) as a Monitor name."""
+        """A property path as a Monitor name.
+
+        The tree is rooted at the system bus: ``/`` is ``sysbus``, ``/uart0`` is
+        ``sysbus.uart0``, ``/gpio/led`` is ``sysbus.gpio.led``. Monitor names
+        (``sysbus.uart0``, ``/sysbus.uart0``) are accepted as they are.
+        """
         name = path.strip().strip("/").replace("/", ".")
-        if not name:
-            raise NotFoundError(f"{self.name}: '/' is the peripheral list, not a peripheral")
+        if name != ROOT and not name.startswith(ROOT + "."):
+            name = f"{ROOT}.{name}" if name else ROOT
         if not re.fullmatch(r"[A-Za-z_][\w.\-\[\]]*", name):
             raise NotFoundError(f"{self.name}: {path!r} is not a Renode peripheral name")
         return name
+
+    @staticmethod
+    def _tree_path(monitor_name: str) -> str:
+        if monitor_name == ROOT:
+            return "/"
+        return "/" + monitor_name.removeprefix(ROOT + ".").replace(".", "/")
 
     async def connect(self) -> None:
         if not self.instance.alive():
@@ -182,28 +194,29 @@ class RenodeConnector(BaseConnector):
         return self._peripherals
 
     async def list_props(self, path: str) -> list[PropertyNode]:
-        if path.strip().strip("/") == "":
-            return [
-                PropertyNode(
-                    name=p.name,
-                    path=f"/{p.name}",
-                    type=p.type,
-                    has_children=True,
-                    readable=False,
-                    description=p.describe(),
-                )
-                for p in await self.peripherals(refresh=True)
-            ]
+        """Child peripherals (with type and address ranges), then properties with their values."""
         name = self._monitor_name(path)
+        tree = await self.peripherals(refresh=name == ROOT)
+        depth = name.count(".") + 1
+        nodes = [
+            PropertyNode(
+                name=p.short_name,
+                path=self._tree_path(p.name),
+                type=p.type,
+                has_children=True,
+                readable=False,
+                description=p.describe(),
+            )
+            for p in tree
+            if p.name.startswith(name + ".") and p.name.count(".") == depth
+        ]
         try:
             members = monitor.parse_members(await self._exec(name))
         except KeywordFailed as e:
-            raise NotFoundError(f"{self.name}: {name}: {e}") from e
-        owner = f"/{name}"
-        nodes: list[PropertyNode] = []
-        # Child peripherals are not repeated here: "/" already lists every
-        # peripheral, nested ones included, under its full Monitor name.
+            raise NotFoundError(f"{self.name}: no peripheral {name} ({e})") from e
+        owner = self._tree_path(name)
         for m in members:
+            # Methods are left out: they are not state; `emutui shell` lists them.
             if m.kind not in ("property", "field"):
                 continue
             value: Any = None
@@ -221,13 +234,6 @@ class RenodeConnector(BaseConnector):
                     value=value,
                     readable=m.readable,
                     writable=m.writable,
-                )
-            )
-        methods = [m for m in members if m.kind == "method"]
-        for m in methods:
-            nodes.append(
-                PropertyNode(
-                    m.name, owner, "method", False, readable=False, description=m.signature
                 )
             )
         return nodes
