@@ -433,3 +433,37 @@ async def test_bar_fd_shorter_than_claimed_is_refused(peer_path: str) -> None:
         await run(peer_path, [(frame, [fd])], lambda c: c.open_bar(0, 0))
     os.close(fd)
     assert open_fds() <= before - {fd}
+
+
+async def test_connector_tolerates_vanishing_devices_and_bars(
+    peer_path: str, tmp_path: Path
+) -> None:
+    from emutui.backends.vrtd import make_handles
+    from emutui.backends.vrtd.connector import VrtdConnector
+    from emutui.core.instance import Instance
+
+    name = b"slash_ctl0".hex().ljust(256, "0")
+    bar = "18000000 {n:02x}010000 00000000 80030000 00000008 00000000".replace(" ", "")
+    unusable = "18000000 {n:02x}000000 00000000 00000000 00000000 00000000".replace(" ", "")
+    script = [
+        echo("0400 0000 00000000 02000000"),  # two devices...
+        echo(f"8000 0000 00000000 {name}"),
+        echo("1800 0000 00000000 " + bar.format(n=0)),
+        echo("1800 0000 00000000 " + unusable.format(n=1)),
+        echo("1800 0000 00000000 " + bar.format(n=2)),
+        echo("0000 0500 00000000"),  # BAR3: NOEXIST (its ioctl failed at startup)
+        echo("1800 0000 00000000 " + unusable.format(n=4)),
+        echo("1800 0000 00000000 " + unusable.format(n=5)),
+        echo("0000 0500 00000000"),  # ...but device 1 is gone by now (hotplug)
+    ]
+    peer = ScriptedPeer(peer_path, script)
+    inst = Instance(name="c", wd=tmp_path, handles=make_handles("c", peer_path))
+    conn = VrtdConnector(inst)
+    try:
+        await conn.connect()
+        (dev,) = conn._devices
+        assert dev.name == "slash_ctl0" and dev.info.pci is None  # a seed-era 128-byte reply
+        assert [b.usable for b in dev.bars] == [True, False, True, False, False, False]
+    finally:
+        await conn.close()
+        peer.close()

@@ -116,17 +116,14 @@ class VrtdConnector(BaseConnector):
         self._checked = 0.0  # last liveness poll, for the read/write fast path
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._was_connected = False
-        self._closed = False
         self._guard = asyncio.Lock()
 
     # ------------------------------------------------------------------ connection
 
     async def connect(self) -> None:
-        self._closed = False
         await self._ensure()
 
     async def close(self) -> None:
-        self._closed = True
         self._drop()
         self._events.put_nowait(None)
 
@@ -182,8 +179,17 @@ class VrtdConnector(BaseConnector):
         n = await client.get_num_devices()
         out = []
         for i in range(n):
-            info = await client.get_device_info(i)
-            bars = [await client.get_bar_info(i, b) for b in range(wire.NUM_BAR_SLOTS)]
+            try:
+                info = await client.get_device_info(i)
+            except wire.VrtdNoExistError:
+                break  # the list shrank under us (dev vrtd rediscovers after hotplug)
+            bars = []
+            for b in range(wire.NUM_BAR_SLOTS):
+                try:
+                    bars.append(await client.get_bar_info(i, b))
+                except wire.VrtdNoExistError:
+                    # the daemon's BAR-info ioctl failed at startup: no such BAR
+                    bars.append(wire.BarInfo(b, False, False, 0, 0))
             out.append(DeviceView(i, info, bars))
         return out
 
