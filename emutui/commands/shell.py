@@ -58,11 +58,13 @@ async def cmd_shell(args: argparse.Namespace) -> int:
     scripted = bool(args.commands) or not sys.stdin.isatty()
     async with connected(inst, aux=True) as conn:
         mode = make_mode(backend, conn)
+        if scripted:
+            from emutui.shell.script import run_lines
+
+            lines = args.commands if args.commands else sys.stdin
+            return await run_lines(mode, lines, json_lines=args.json)
         from emutui.shell.repl import Shell, history_path
 
         hist = None if args.no_history else history_path(backend)
         shell = Shell(mode, conn, inst.name, history=hist, events=not args.no_events)
-        if scripted:
-            lines = args.commands if args.commands else sys.stdin
-            return await shell.run_lines(lines, json_lines=args.json)
         return await shell.interact()

@@ -60,7 +60,8 @@ META_COMMANDS: dict[str, str] = {
     ".schema": "the QMP command list, or one command's arguments as JSON",
 }
 
-LOOKUP_TIMEOUT = 2.0
+LOOKUP_TIMEOUT = 5.0  # a Renode Monitor listing can take seconds on a loaded machine
+FAILED_LOOKUP_TTL = 1.0
 
 # Offered first when several commands match: with complete-while-typing, Tab picks
 # the first candidate, and "query-st" should mean query-status, not query-stats.
@@ -151,7 +152,7 @@ class _Lookups:
 
     def get(self, key: str) -> Any | None:
         hit = self._cache.get(key)
-        if hit is None or time.monotonic() - hit[0] > self.ttl:
+        if hit is None or time.monotonic() > hit[0]:
             return None
         return hit[1]
 
@@ -166,15 +167,17 @@ class _Lookups:
         return await asyncio.shield(fut)
 
     async def _run(self, key: str, fn: Callable[[], Awaitable[Any]], empty: Any) -> Any:
+        ttl = self.ttl
         try:
             value = await asyncio.wait_for(fn(), LOOKUP_TIMEOUT)
         except Exception:
-            # A failed lookup (no such path, monitor gone) completes to nothing;
-            # cache that too so each keystroke does not retry it.
+            # A failed lookup (no such path, a slow or gone monitor) completes to
+            # nothing; remember that briefly so each keystroke does not retry it.
             value = empty
+            ttl = min(ttl, FAILED_LOOKUP_TTL)
         finally:
             self._inflight.pop(key, None)
-        self._cache[key] = (time.monotonic(), value)
+        self._cache[key] = (time.monotonic() + ttl, value)
         return value
 
     def clear(self) -> None:

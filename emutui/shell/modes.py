@@ -93,8 +93,13 @@ class QmpMode:
         return parse_line(line, self.engine.schema)
 
     async def run(self, line: str) -> Result:
-        schema = await self.schema()
+        # The schema is needed only to keep bare literals of str arguments as text
+        # (and for suggestions); a one-shot "query-status" does not wait for it.
+        schema = self.engine.schema
         cmd = parse_line(line, schema)
+        if schema is None and cmd.literals:
+            schema = await self.schema()
+            cmd = parse_line(line, schema)
         if cmd.kind == "meta":
             raise ShellSyntaxError(f"unknown shell command .{cmd.name} (try .help)")
         if cmd.kind == "hmp":
@@ -104,6 +109,7 @@ class QmpMode:
         try:
             value = await self.conn.execute(cmd.name, cmd.args or None)
         except NotFoundError as e:
+            schema = schema or await self.schema()
             if schema is not None and cmd.name not in schema.commands:
                 raise NotFoundError(f"{e}{self._suggest(cmd.name, schema)}") from e
             raise
@@ -202,8 +208,15 @@ class RenodeMode:
 
     async def _load_objects(self, _key: str) -> dict[str, str]:
         builtins = {"machine": "the current machine", "emulation": "the emulation"}
+        # RenodeConnector.peripherals() is one `peripherals` command with full dotted
+        # names; list_props("/") also reads every property of sysbus, too slow to type on.
+        peripherals = getattr(self.conn, "peripherals", None)
+        if peripherals is not None:
+            return builtins | {p.name: p.type for p in await peripherals(refresh=True)}
         nodes = await self.conn.list_props("/")
-        return builtins | {n.name: n.type for n in nodes if n.has_children}
+        return builtins | {
+            n.path.strip("/").replace("/", "."): n.type for n in nodes if n.has_children
+        }
 
     async def _load_members(self, key: str) -> dict[str, str]:
         obj = key.split(":", 1)[1]

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 import time
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from pathlib import Path
@@ -325,54 +324,7 @@ class Shell:
         err: TextIO | None = None,
         json_lines: bool = False,
     ) -> int:
-        """Run each command, printing JSON; errors go to stderr and make the status 1.
+        """The scripting path (see emutui.shell.script), for callers holding a Shell."""
+        from emutui.shell.script import run_lines
 
-        ``json_lines``: one object per line, ``{"command", "return"}`` or
-        ``{"command", "error"}``, so a script reading stdout sees failures too.
-        """
-        out = out or sys.stdout
-        err = err or sys.stderr
-        await self.mode.prepare(wait=True)
-        rc = 0
-        pending = ""
-        for raw in lines:
-            raw = raw.rstrip("\r\n")
-            full = f"{pending}\n{raw}" if pending else raw
-            if self.mode.is_incomplete(full):
-                pending = full
-                continue
-            pending = ""
-            line = full.strip()
-            if not line or line.startswith("#"):
-                continue
-            try:
-                if line.startswith(".") and line.split()[0] in (".help", ".h", ".?"):
-                    result = Result(self.mode.help(line.partition(" ")[2].strip()), text=True)
-                else:
-                    result = await self.mode.run(line)
-            except EmutuiError as e:
-                rc = 1
-                print(f"emutui: {_one_line(line)}: {e}", file=err)
-                if json_lines:
-                    print(json.dumps({"command": line, "error": str(e)}), file=out)
-                out.flush()
-                if isinstance(e, InstanceDeadError | DisconnectedError):
-                    break
-                continue
-            if json_lines:
-                print(json.dumps({"command": line, "return": result.value}, default=str), file=out)
-            elif result.text:
-                text = str(result.value)
-                out.write(text if text.endswith("\n") or not text else text + "\n")
-            else:
-                print(json.dumps(result.value, indent=2, default=str), file=out)
-            out.flush()
-        if pending:
-            print(f"emutui: unfinished transaction at end of input: {_one_line(pending)}", file=err)
-            rc = 1
-        return rc
-
-
-def _one_line(text: str, n: int = 60) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= n else flat[: n - 1] + "…"
+        return await run_lines(self.mode, lines, out, err, json_lines)
