@@ -15,12 +15,7 @@ from typing import Any, Protocol
 
 from emutui.backends.base import Connector
 from emutui.core.errors import EmutuiError, NotFoundError
-from emutui.shell.completion import (
-    CompletionEngine,
-    MonitorCompleter,
-    QmpCompleter,
-    Signature,
-)
+from emutui.shell.completion import CompletionEngine, MonitorCompleter, QmpCompleter
 from emutui.shell.schema import Schema
 from emutui.shell.syntax import ParsedCommand, ShellSyntaxError, is_incomplete, parse_line
 
@@ -332,5 +327,13 @@ def make_mode(backend: str, conn: Connector) -> Mode:
     raise EmutuiError(f"the shell does not know backend {backend!r}")
 
 
-def signature_of(mode: Mode, text: str, cursor: int) -> Signature | None:
-    return mode.engine.signature(text, cursor)
+async def completion_engine(backend: str, conn: Connector) -> CompletionEngine:
+    """The shell's engine for another front end (the TUI's command line).
+
+    Starts loading what it needs (the QMP schema, Renode's command list) in the
+    background and returns at once; ``complete_async`` answers once it is in.
+    For one connection, keep the engine: it caches per connection.
+    """
+    mode = make_mode(backend, conn)
+    await mode.prepare()
+    return mode.engine

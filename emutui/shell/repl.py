@@ -237,6 +237,16 @@ class Shell:
                     self.echo(event_line(ev))
         except EmutuiError:
             return
+        else:
+            # The stream ends when the monitor connection does (QEMU quit or was
+            # killed): say so now rather than at the next command, and leave.
+            if getattr(self.conn, "connected", True) is False and not self._done:
+                self.echo_error(f"{self.name}: the monitor connection closed")
+                self._rc = 1
+                self._done = True
+                app = self.session.app if self.session else None
+                if app is not None and app.is_running:
+                    app.exit(exception=EOFError())
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:

@@ -101,10 +101,11 @@ async def session(guest: Instance, tmp_path: Path) -> AsyncIterator[Session]:
             assert isinstance(mode, QmpMode)
             await mode.schema()
             yield s
-            if not task.done():
-                inp.send_text("\x03")  # Ctrl+C drops a half-typed line
-                await until(lambda: s.buf.text == "", "an empty line")
-                inp.send_text(".quit\r")
+            if task.done():  # the test ended the session itself and checked how
+                return
+            inp.send_text("\x03")  # Ctrl+C drops a half-typed line
+            await until(lambda: s.buf.text == "", "an empty line")
+            inp.send_text(".quit\r")
             assert await asyncio.wait_for(task, 10) == 0
 
 
@@ -248,3 +249,11 @@ async def test_dead_instance_is_one_line(guest: Instance) -> None:
     r = run_cli("shell", guest.name, "-c", "query-status")
     assert r.rc == 1
     assert "is dead" in r.err and r.err.count("\n") == 1 and "Traceback" not in r.err
+
+
+async def test_qemu_quitting_ends_the_session(session: Session, guest: Instance) -> None:
+    async with connected(guest, aux=False) as primary:
+        await primary.execute("quit")
+    await until(lambda: session.task.done(), "the shell to leave")
+    assert session.task.result() == 1
+    assert "the monitor connection closed" in session.out.plain()
