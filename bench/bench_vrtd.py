@@ -28,6 +28,7 @@ import random
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -85,7 +86,19 @@ async def bench_rtt(path: str, n: int) -> dict[str, float]:
         lat.append(time.perf_counter() - t)
     total = time.perf_counter() - t0
     await c.close()
+    # baseline: the same request from a blocking socket (no asyncio on the client side)
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    raw.connect(path)
+    frame = struct.pack("<HHI", len(body), Opcode.GET_BAR_INFO, 1) + body
+    blat = []
+    for _ in range(n):
+        t = time.perf_counter()
+        raw.send(frame)
+        raw.recv(4096)
+        blat.append(time.perf_counter() - t)
+    raw.close()
     return {
+        "blocking_median_us": statistics.median(blat) * 1e6,
         "median_us": statistics.median(lat) * 1e6,
         "p99_us": pct(lat, 99) * 1e6,
         "req_per_s": n / total,
@@ -218,6 +231,7 @@ def main() -> int:
         "rtt_median_us": median_of(runs, "rtt", "median_us"),
         "rtt_p99_us": median_of(runs, "rtt", "p99_us"),
         "req_per_s": median_of(runs, "rtt", "req_per_s"),
+        "rtt_blocking_median_us": median_of(runs, "rtt", "blocking_median_us"),
         "read": {
             chunk: {
                 "emutui_MBps": median_of(runs, "read", chunk, "emutui_MBps"),
@@ -242,7 +256,8 @@ def main() -> int:
     )
     print(
         f"GET_BAR_INFO round trip: median {summary['rtt_median_us']:.1f} us, "
-        f"p99 {summary['rtt_p99_us']:.1f} us, {summary['req_per_s']:.0f} req/s"
+        f"p99 {summary['rtt_p99_us']:.1f} us, {summary['req_per_s']:.0f} req/s "
+        f"(blocking-socket client: median {summary['rtt_blocking_median_us']:.1f} us)"
     )
     print(f"{'chunk':>8} {'emutui read MB/s':>17} {'plain mmap MB/s':>16} {'ratio':>6}")
     for chunk, v in summary["read"].items():
