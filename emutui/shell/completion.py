@@ -223,6 +223,24 @@ def _tolerant_args(tokens: Sequence[Token]) -> dict[str, Any]:
     return args
 
 
+def _quote(value: str) -> str:
+    """A completed value as the shorthand needs it: QOM names can hold spaces
+    ("bus master container[0]"), which would end a key=value word."""
+    if any(c.isspace() for c in value) or value[:1] in ("{", "[", '"', "'"):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return value
+
+
+def _unquote(value: str) -> str:
+    """The text of a value being typed, without the quote that opens it."""
+    if value[:1] == "'":
+        body = value[1:]
+        if len(body) >= 1 and body.endswith("'") and not body.endswith("\\'"):
+            body = body[:-1]
+        return body.replace("\\'", "'").replace("\\\\", "\\")
+    return value
+
+
 def _qom_split(value: str) -> tuple[str, str]:
     """``/machine/peri`` -> (``/machine``, ``peri``); ``/`` -> (``/``, ``)."""
     if "/" not in value:
@@ -419,7 +437,7 @@ class QmpCompleter:
         ctx = _Ctx(
             "value",
             cur.value_start,
-            cur.value,
+            _unquote(cur.value),
             command=command,
             type_name=vt,
             key_path=key_path,
@@ -429,7 +447,7 @@ class QmpCompleter:
         t = s.type(vt)
         is_str = t is not None and t.meta == "builtin" and t.json_type == "string"
         if last == "path" and is_str:
-            head, _ = _qom_split(cur.value or "/")
+            head, _ = _qom_split(ctx.prefix or "/")
             ctx.lookup = f"qom:{head}"
         elif last == "property" and is_str and isinstance(given.get("path"), str):
             ctx.lookup = f"props:{given['path']}"
@@ -561,7 +579,7 @@ class QmpCompleter:
         kind = ctx.lookup.partition(":")[0]
         if kind == "qom" and ctx.key_path[-1] == "id":  # device_del id=
             return [
-                Candidate(n.name, ctx.start, n.name, n.type)
+                Candidate(_quote(n.name), ctx.start, n.name, n.type)
                 for n in data
                 if n.has_children and n.name.startswith(ctx.prefix)
             ]
@@ -573,12 +591,12 @@ class QmpCompleter:
             out = []
             for n in data:
                 if n.has_children and n.name.startswith(part):
-                    text = f"{base}/{n.name}/"
+                    text = _quote(f"{base}/{n.name}/")
                     out.append(Candidate(text, ctx.start, n.name + "/", n.type))
             return out
         if kind == "props":
             return [
-                Candidate(n.name, ctx.start, n.name, n.type)
+                Candidate(_quote(n.name), ctx.start, n.name, n.type)
                 for n in data
                 if n.name.startswith(ctx.prefix)
             ]

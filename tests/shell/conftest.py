@@ -40,7 +40,8 @@ FAKE_TREE = {
     "/": ["machine", "objects", "chardevs"],
     "/machine": ["peripheral", "peripheral-anon", "unattached", "i440fx"],
     "/machine/peripheral": ["edu0"],
-    "/machine/peripheral/edu0": [],
+    "/machine/peripheral/edu0": ["bus master[0]"],
+    "/machine/peripheral/edu0/bus master[0]": [],
 }
 
 

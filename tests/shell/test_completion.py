@@ -99,7 +99,7 @@ async def test_qom_paths_are_listed_as_you_type(engine: QmpCompleter, qom: FakeQ
 
 async def test_property_names_for_the_given_path(engine: QmpCompleter) -> None:
     c = await engine.complete_async("qom-get path=/machine/peripheral/edu0 property=")
-    assert texts(c) == ["dma_mask", "realized", "type"]
+    assert texts(c) == ["'bus master[0]'", "dma_mask", "realized", "type"]
     c = await engine.complete_async("qom-set path=/machine/peripheral/edu0 property=re")
     assert texts(c) == ["realized"]
 
@@ -180,3 +180,22 @@ async def test_monitor_completer_words() -> None:
     assert texts(await e.complete_async("sysbus.u")) == ["sysbus.uart0"]
     c = await e.complete_async("sysbus.uart0 Wr")
     assert (texts(c), c[0].start) == (["WriteChar"], 13)
+
+
+async def test_names_with_spaces_are_quoted(engine: QmpCompleter) -> None:
+    line = "qom-list path=/machine/peripheral/edu0/"
+    c = await engine.complete_async(line)
+    assert texts(c) == ["'/machine/peripheral/edu0/bus master[0]/'"]
+    assert c[0].start == len("qom-list path=")
+    # typing inside the quote keeps completing, and the quoted path parses
+    c = await engine.complete_async("qom-list path='/machine/peripheral/edu0/bu")
+    assert texts(c) == ["'/machine/peripheral/edu0/bus master[0]/'"]
+    from emutui.shell.syntax import parse_line
+
+    assert parse_line("qom-list path=" + c[0].text).args == {
+        "path": "/machine/peripheral/edu0/bus master[0]/"
+    }
+    c = await engine.complete_async(
+        "qom-get path='/machine/peripheral/edu0/bus master[0]/' property=ty"
+    )
+    assert texts(c) == ["type"]
