@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from emutui.tui.term.screen import Screen
@@ -25,7 +26,8 @@ from emutui.tui.term.screen import Screen
 # One alternative per kind of non-text token; everything between matches is
 # printable text (no C0, no DEL, no C1).
 _SPLIT = re.compile(
-    r"(\x1b\[[0-?]*[ -/]*[@-~]"  # complete CSI
+    r"(\r\n"  # the commonest pair, dispatched as one token
+    r"|\x1b\[[0-?]*[ -/]*[@-~]"  # complete CSI
     r"|\x1b[\]P_^X][^\x07\x18\x1a\x1b\x9c]*(?:[\x07\x18\x1a\x9c]|\x1b\\)?"  # OSC/DCS/APC/PM/SOS
     r"|\x1b[ -/]*[0-~]"  # other escape sequences (charsets, DECSC, IND, ...)
     r"|[\x00-\x1a\x1c-\x1f\x7f-\x9f]"  # one C0/C1 control
@@ -38,8 +40,10 @@ _STRING_END = re.compile(r"[\x07\x18\x1a\x9c]|\x1b")
 
 _MAX_PENDING = 256  # an unfinished CSI longer than this is garbage: dropped
 _CACHE_MAX = 4096
+_MISSING: Any = object()
 
-Handler = tuple[Callable[..., Any], tuple[Any, ...]]
+# A parsed sequence: a ready-to-call action (a bound method or a partial), or None.
+Handler = Callable[[], Any]
 
 
 def _num(s: str, default: int) -> int:
@@ -70,14 +74,15 @@ class Terminal:
         s = self.screen
         noop: Handler | None = None
         self._cache = {
-            "\r": (s.cr, ()),
-            "\n": (s.lf, ()),
-            "\x0b": (s.lf, ()),
-            "\x0c": (s.lf, ()),
-            "\x08": (s.bs, ()),
-            "\t": (s.tab, ()),
-            "\x0e": (s.shift_out_, ()),
-            "\x0f": (s.shift_in, ()),
+            "\r\n": s.crlf,
+            "\r": s.cr,
+            "\n": s.lf,
+            "\x0b": s.lf,
+            "\x0c": s.lf,
+            "\x08": s.bs,
+            "\t": s.tab,
+            "\x0e": s.shift_out_,
+            "\x0f": s.shift_in,
             "\x07": noop,
             "\x1b": noop,
         }
@@ -107,15 +112,17 @@ class Terminal:
         parts = _SPLIT.split(text)
         draw = self.screen.draw
         cache = self._cache
-        # parts = [text, token, text, token, ..., text]
-        for t, tok in zip(parts[0::2], parts[1::2], strict=False):
+        # parts = [text, token, text, token, ..., text]; zip(it, it) walks the pairs
+        # and leaves the final text for after the loop.
+        it = iter(parts)
+        for t, tok in zip(it, it, strict=False):
             if t:
                 draw(t)
-            h = cache.get(tok, False)
-            if h is False:
+            h = cache.get(tok, _MISSING)
+            if h is _MISSING:
                 h = self._compile(tok)
             if h is not None:
-                h[0](*h[1])  # type: ignore[index]
+                h()
         last = parts[-1]
         if last:
             draw(last)
@@ -180,26 +187,20 @@ class Terminal:
         inter = tok[1:-1]
         if inter == "":
             table: dict[str, Handler] = {
-                "7": (s.save_cursor, ()),
-                "8": (s.restore_cursor, ()),
-                "D": (s.index, ()),
-                "E": (s.next_line, ()),
-                "M": (s.reverse_index, ()),
-                "H": (s.set_tabstop, ()),
-                "c": (s.reset, ()),
+                "7": s.save_cursor,
+                "8": s.restore_cursor,
+                "D": s.index,
+                "E": s.next_line,
+                "M": s.reverse_index,
+                "H": s.set_tabstop,
+                "c": s.reset,
             }
             return table.get(final)
         if inter == "#" and final == "8":
-            return (s.alignment_test, ())
+            return s.alignment_test
         if inter in ("(", ")"):
-            return (self._designate, (inter == "(", final == "0"))
+            return partial(s.designate, inter == "(", final == "0")
         return None
-
-    def _designate(self, g0: bool, graphics: bool) -> None:
-        if g0:
-            self.screen.g0_graphics = graphics
-        else:
-            self.screen.g1_graphics = graphics
 
     def _compile_csi(self, tok: str) -> Handler | None:
         s = self.screen
@@ -217,7 +218,7 @@ class Terminal:
         if final == "m":
             if prefix:
                 return None
-            return (self._sgr, (body,))
+            return partial(self._sgr, body)
         ps = body.split(";") if body else []
 
         def p(i: int, default: int = 1) -> int:
@@ -225,50 +226,50 @@ class Terminal:
 
         if prefix == "?":
             if final in "hl":
-                return (s.set_mode, ([_num(x, 0) for x in ps], True, final == "h"))
+                return partial(s.set_mode, [_num(x, 0) for x in ps], True, final == "h")
             return None
         if prefix == ">":
             if final == "c":
-                return (s.device_attributes, (True,))
+                return partial(s.device_attributes, True)
             return None
         if prefix:
             return None
         one = p(0)
         simple: dict[str, Handler] = {
-            "A": (s.cuu, (one,)),
-            "B": (s.cud, (one,)),
-            "e": (s.cud, (one,)),
-            "C": (s.cuf, (one,)),
-            "a": (s.cuf, (one,)),
-            "D": (s.cub, (one,)),
-            "E": (s.cnl, (one,)),
-            "F": (s.cpl, (one,)),
-            "G": (s.cha, (one,)),
-            "`": (s.cha, (one,)),
-            "d": (s.vpa, (one,)),
-            "H": (s.cup, (p(0), p(1))),
-            "f": (s.cup, (p(0), p(1))),
-            "J": (s.erase_in_display, (p(0, 0),)),
-            "K": (s.erase_in_line, (p(0, 0),)),
-            "X": (s.erase_chars, (one,)),
-            "@": (s.insert_chars, (one,)),
-            "P": (s.delete_chars, (one,)),
-            "L": (s.insert_lines, (one,)),
-            "M": (s.delete_lines, (one,)),
-            "S": (s.scroll_up, (one,)),
-            "T": (s.scroll_down, (one,)),
-            "I": (s.forward_tab, (one,)),
-            "Z": (s.back_tab, (one,)),
-            "b": (s.repeat, (one,)),
-            "g": (s.clear_tabstop, (p(0, 0),)),
-            "r": (s.set_margins, (p(0, 0), p(1, 0))),
-            "s": (s.save_cursor, ()),
-            "u": (s.restore_cursor, ()),
-            "n": (s.report, (p(0, 0), False)),
-            "c": (s.device_attributes, (False,)),
+            "A": partial(s.cuu, one),
+            "B": partial(s.cud, one),
+            "e": partial(s.cud, one),
+            "C": partial(s.cuf, one),
+            "a": partial(s.cuf, one),
+            "D": partial(s.cub, one),
+            "E": partial(s.cnl, one),
+            "F": partial(s.cpl, one),
+            "G": partial(s.cha, one),
+            "`": partial(s.cha, one),
+            "d": partial(s.vpa, one),
+            "H": partial(s.cup, p(0), p(1)),
+            "f": partial(s.cup, p(0), p(1)),
+            "J": partial(s.erase_in_display, p(0, 0)),
+            "K": partial(s.erase_in_line, p(0, 0)),
+            "X": partial(s.erase_chars, one),
+            "@": partial(s.insert_chars, one),
+            "P": partial(s.delete_chars, one),
+            "L": partial(s.insert_lines, one),
+            "M": partial(s.delete_lines, one),
+            "S": partial(s.scroll_up, one),
+            "T": partial(s.scroll_down, one),
+            "I": partial(s.forward_tab, one),
+            "Z": partial(s.back_tab, one),
+            "b": partial(s.repeat, one),
+            "g": partial(s.clear_tabstop, p(0, 0)),
+            "r": partial(s.set_margins, p(0, 0), p(1, 0)),
+            "s": s.save_cursor,
+            "u": s.restore_cursor,
+            "n": partial(s.report, p(0, 0), False),
+            "c": partial(s.device_attributes, False),
         }
         if final in "hl":
-            return (s.set_mode, ([_num(x, 0) for x in ps], False, final == "h"))
+            return partial(s.set_mode, [_num(x, 0) for x in ps], False, final == "h")
         return simple.get(final)  # t (window ops), q, p ...: ignored
 
     def _sgr(self, params: str) -> None:

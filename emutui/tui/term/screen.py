@@ -81,6 +81,9 @@ class HistoryLine(NamedTuple):
     wrapped: bool
 
 
+_make_hist = HistoryLine._make  # tuple.__new__ without the keyword-argument wrapper
+
+
 class Cursor(NamedTuple):
     x: int
     y: int
@@ -100,6 +103,7 @@ class Screen:
         self.rows = max(1, rows)
         self.table = StyleTable()
         self.history: deque[HistoryLine] = deque(maxlen=max(0, scrollback))
+        self._keep_history = scrollback > 0
         # Lines that ever entered the scrollback (including ones since dropped from
         # its front), so a viewer scrolled back can keep its place while it fills.
         self.history_pushed = 0
@@ -139,6 +143,7 @@ class Screen:
         self.alt: tuple[list[list[str]], list[list[int]], list[bool]] | None = None
         self.alt_saved: Cursor | None = None
         self.all_dirty = True
+        self._refresh_fancy()
 
     def reset(self) -> None:
         """RIS (ESC c): everything but the scrollback."""
@@ -163,8 +168,26 @@ class Screen:
 
     # -- printing ---------------------------------------------------------------------
 
+    def _refresh_fancy(self) -> None:
+        # One flag for "draw needs the general path": kept up to date by every
+        # setter of insert mode and the character sets, read once per run.
+        self._fancy = self.insert_mode or self.g0_graphics or (self.shift_out and self.g1_graphics)
+
     def draw(self, text: str) -> None:
         """Print a run of printable characters (no controls) at the cursor."""
+        if not self._fancy and text.isascii():
+            # The hot path: the run fits in the rest of the row.
+            x = self.x
+            n = len(text)
+            if not self.wrap_next and x + n < self.cols:
+                y = self.y
+                self.chars[y][x : x + n] = text
+                self.attrs[y][x : x + n] = [self.sid] * n
+                self.x = x + n
+                self.dirty.add(y)
+                return
+            self._put_run(text)
+            return
         if self.shift_out:
             if self.g1_graphics:
                 text = text.translate(DEC_GRAPHICS)
@@ -288,6 +311,16 @@ class Screen:
             self.x = 0
         self.wrap_next = False
 
+    def crlf(self) -> None:
+        """CR LF in one step: the most common pair in serial output."""
+        self.x = 0
+        self.wrap_next = False
+        y = self.y
+        if y == self.bottom:
+            self.scroll_up(1)
+        elif y < self.rows - 1:
+            self.y = y + 1
+
     def bs(self) -> None:
         if self.x > 0:
             self.x -= 1
@@ -323,9 +356,19 @@ class Screen:
 
     def shift_in(self) -> None:
         self.shift_out = False
+        self._refresh_fancy()
 
     def shift_out_(self) -> None:
         self.shift_out = True
+        self._refresh_fancy()
+
+    def designate(self, g0: bool, graphics: bool) -> None:
+        """ESC ( 0 / ESC ) 0 select DEC line drawing for G0/G1; any other final, ASCII."""
+        if g0:
+            self.g0_graphics = graphics
+        else:
+            self.g1_graphics = graphics
+        self._refresh_fancy()
 
     # -- scrolling ----------------------------------------------------------------------
 
@@ -349,11 +392,34 @@ class Screen:
 
     def scroll_up(self, n: int = 1) -> None:
         top, bottom = self.top, self.bottom
-        n = min(max(1, n), bottom - top + 1)
-        keep = top == 0 and self.alt is None and self.history.maxlen
-        esid = self.table.erase_id(self.sid)
         chars, attrs, wrapped = self.chars, self.attrs, self.wrapped
         cols = self.cols
+        esid = self.table.erase_id(self.sid)
+        if n == 1 and top == 0 and bottom == self.rows - 1:
+            # The flood path: a whole-screen scroll by one line.
+            c = chars.pop(0)
+            a = attrs.pop(0)
+            w = wrapped.pop(0)
+            if self.alt is None and self._keep_history:
+                text = "".join(c)
+                a0 = a[0]
+                self.history.append(
+                    _make_hist(
+                        (
+                            text if len(text) == cols else c,
+                            a0 if a.count(a0) == cols else array("H", a),
+                            w,
+                        )
+                    )
+                )
+                self.history_pushed += 1
+            chars.append([" "] * cols)
+            attrs.append([esid] * cols)
+            wrapped.append(False)
+            self.all_dirty = True
+            return
+        n = min(max(1, n), bottom - top + 1)
+        keep = top == 0 and self.alt is None and self._keep_history
         for _ in range(n):
             c = chars.pop(top)
             a = attrs.pop(top)
@@ -373,7 +439,7 @@ class Screen:
         cells: str | list[str] = text if len(text) == len(c) else c
         a0 = a[0]
         styles: int | array[int] = a0 if a.count(a0) == len(a) else array("H", a)
-        self.history.append(HistoryLine(cells, styles, w))
+        self.history.append(_make_hist((cells, styles, w)))
         self.history_pushed += 1
 
     def scroll_down(self, n: int = 1) -> None:
@@ -479,6 +545,7 @@ class Screen:
         self.wrap_next = s.wrap_next
         self.origin = s.origin
         self.g0_graphics, self.g1_graphics, self.shift_out = s.g0, s.g1, s.shift_out
+        self._refresh_fancy()
 
     # -- erasing and editing ------------------------------------------------------------
 
@@ -604,6 +671,7 @@ class Screen:
             if not private:
                 if m == 4:
                     self.insert_mode = on
+                    self._refresh_fancy()
                 elif m == 20:
                     self.newline_mode = on
                 continue

@@ -67,7 +67,11 @@ if TYPE_CHECKING:
     from emutui.core.instance import Instance
 
 REPLAY_BYTES = 256 * 1024  # serial log tail replayed into the scrollback on mount
-FPS = 60  # repaint cap; Textual's own compositor cap is 60 fps too
+FPS = 60  # repaint cap for edits (echo, prompts); Textual's compositor caps at 60 too
+# Repaint cap while the whole view scrolls (a flood): every such frame repaints every
+# row, ~10-20 ms of compositor time at 100x50, so 60 of them would leave the event
+# loop no room for keys and the other panes. 20 fps of scrolling text reads fine.
+SCROLL_FPS = 20
 PARSE_BUDGET = 0.006  # seconds of parsing per slice before yielding to the loop
 PARSE_SLICE = 16 * 1024
 # Behind by more than this (the guest floods faster than we parse, or the loop was
@@ -213,6 +217,7 @@ class ConsoleView(ScrollView, can_focus=True):
         self._paint_handle: asyncio.TimerHandle | None = None
         self._pump_handle: asyncio.Handle | None = None
         self._last_paint = 0.0
+        self._scrolling = False  # the last paint was a whole-view repaint
         self._last_lines = 0
         self._last_dropped = 0
         self._last_cursor: tuple[int, int] = (-1, -1)
@@ -420,7 +425,9 @@ class ConsoleView(ScrollView, can_focus=True):
     def _schedule_paint(self) -> None:
         if self._paint_handle is not None:
             return
-        delay = max(0.0, self._last_paint + 1 / FPS - time.monotonic())
+        scr = self.terminal.screen
+        interval = 1 / SCROLL_FPS if scr.all_dirty or self._scrolling else 1 / FPS
+        delay = max(0.0, self._last_paint + interval - time.monotonic())
         self._paint_handle = asyncio.get_running_loop().call_later(delay, self._paint)
 
     def _paint(self) -> None:
@@ -428,6 +435,7 @@ class ConsoleView(ScrollView, can_focus=True):
         self._last_paint = time.monotonic()
         scr = self.terminal.screen
         all_dirty, rows = scr.take_dirty()
+        self._scrolling = all_dirty
         moved = self._update_virtual_size()
         cursor = (scr.x, scr.y)
         if cursor != self._last_cursor:
@@ -473,11 +481,18 @@ class ConsoleView(ScrollView, can_focus=True):
         super().watch_scroll_y(old_value, new_value)
         self._follow = round(new_value) >= self.max_scroll_y
 
-    def _rich_style(self, sid: int) -> RichStyle:
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The widget's base style costs a DOM walk; look it up once per frame, not per line.
         base = self.rich_style
-        if base is not self._style_base:
+        if base != self._style_base:
             self._style_cache.clear()
             self._style_base = base
+        return super().render_lines(crop)
+
+    def _rich_style(self, sid: int) -> RichStyle:
+        base = self._style_base
+        if base is None:
+            base = self._style_base = self.rich_style
         st = self._style_cache.get(sid)
         if st is None:
             fg, bg, flags = self.terminal.screen.table.styles[sid]
@@ -504,7 +519,9 @@ class ConsoleView(ScrollView, can_focus=True):
         idx = scroll_y + y
         width = self.size.width
         scr = self.terminal.screen
-        base = self.rich_style
+        base = self._style_base
+        if base is None:
+            base = self._style_base = self.rich_style
         if idx >= scr.line_count or idx < 0:
             return Strip.blank(width, base)
         marks: list[tuple[int, int, RichStyle]] = []
@@ -519,13 +536,21 @@ class ConsoleView(ScrollView, can_focus=True):
             span = selection.get_span(idx)
             if span is not None:
                 a, b = span
-                marks.append((a, scr.cols if b == -1 else b, self._selection_style()))
+                marks.append((a, scr.cols if b == -1 else b, self._highlight_style()))
         if marks:
             segments = self._marked_segments(idx, marks)
         else:
             rs = self._rich_style
             segments = [Segment(text, rs(sid)) for text, sid in scr.line_runs(idx)]
-        strip = Strip(segments).crop_extend(scroll_x, scroll_x + width, base)
+        cells = scr.line_cells(idx)[0]
+        if scroll_x == 0 and len(cells) == scr.cols <= width and isinstance(cells, str):
+            # The common case: one cell per character, so the length is known and a
+            # pad to the widget width replaces crop_extend (one Strip instead of two).
+            if width > scr.cols:
+                segments.append(Segment(" " * (width - scr.cols), base))
+            strip = Strip(segments, width)
+        else:
+            strip = Strip(segments).crop_extend(scroll_x, scroll_x + width, base)
         return strip.apply_offsets(scroll_x, idx)
 
     def _marked_segments(self, idx: int, marks: list[tuple[int, int, RichStyle]]) -> list[Segment]:
@@ -550,9 +575,6 @@ class ConsoleView(ScrollView, can_focus=True):
             return self.screen.get_component_rich_style("screen--selection")
         except Exception:
             return RichStyle(reverse=True)
-
-    def _selection_style(self) -> RichStyle:
-        return self._highlight_style()
 
     # -- keys and paste -------------------------------------------------------------------
 
