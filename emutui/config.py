@@ -70,10 +70,15 @@ def parse_config(path: Path, validate: bool = True) -> Config:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
     cfg = Config(path=path)
-    known = {"targets", "daemons", "ui"}
+    known = {"targets", "daemons", "ui", "logs"}
     for key in raw:
         if key not in known:
-            raise ConfigError(f"{path}: {key}: unknown section (expected targets, daemons or ui)")
+            raise ConfigError(
+                f"{path}: {key}: unknown section (expected targets, daemons, logs or ui)"
+            )
+    logs = raw.get("logs", {})
+    if not isinstance(logs, dict) or set(logs) - {"max_bytes", "generations"}:
+        raise ConfigError(f"{path}: logs: expected a table with max_bytes and generations")
     for section, dest in (("targets", cfg.targets), ("daemons", cfg.daemons)):
         table = raw.get(section, {})
         if not isinstance(table, dict):
@@ -90,7 +95,10 @@ def parse_config(path: Path, validate: bool = True) -> Config:
             t = TargetConfig(
                 name=name,
                 backend=backend,
-                options={k: v for k, v in body.items() if k != "backend"},
+                options={
+                    **{f"log_{k}": v for k, v in logs.items()},
+                    **{k: v for k, v in body.items() if k != "backend"},
+                },
                 base_dir=path.parent,
                 source=str(path),
                 section=section,

@@ -53,10 +53,16 @@ async def start_target(
             f"(use 'emutui attach')"
         )
     name = name or target_name
-    wd = registry.create(name)
-    inst = Instance(name=name, wd=wd, handles=None)
-    with inst.lock():
-        await spec.start(target, wd, name, paused)
+    with registry.name_lock(name):
+        wd = registry.create(name)
+        try:
+            await spec.start(target, wd, name, paused)
+        except BaseException:
+            # No half-made instance is left behind; the error carries the emulator's last words.
+            inst = Instance.load(wd)
+            if inst.handles is None or not inst.alive():
+                registry.remove(inst)
+            raise
     return Instance.load(wd)
 
 
@@ -90,9 +96,10 @@ async def stop_instance(registry: Registry, inst: Instance) -> None:
             conn = make_connector(inst, aux=True)
             await conn.stop()
         elif inst.handles is not None and inst.handles.pid and not inst.is_daemon:
-            from emutui.core import proc
+            from emutui.core import proc, serialhub
 
             proc.terminate(inst.handles.pid, inst.handles.pid_start)
+            serialhub.stop_helpers(inst.handles)
     registry.remove(inst)
 
 

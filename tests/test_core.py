@@ -74,9 +74,9 @@ def test_registry_lists_corrupted_instances_as_dead(tmp_path):
 
 
 def test_journal_rotates_and_writer_is_elected(tmp_path):
-    j = Journal(tmp_path, max_bytes=200, generations=2)
-    a, b = JournalWriter(j), JournalWriter(j)
-    for i in range(10):
+    j = Journal(tmp_path, max_bytes=4096, generations=2)
+    a, b = JournalWriter(j), JournalWriter(Journal(tmp_path, max_bytes=4096, generations=2))
+    for i in range(200):
         ev = Event(name=f"E{i}", data={"i": i})
         wrote = [a.offer(ev), b.offer(ev)]
         assert wrote == [True, False]  # one writer: no duplicates

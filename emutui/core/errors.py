@@ -6,9 +6,19 @@ Anything that is not an EmutuiError is a bug and gets a traceback.
 
 from __future__ import annotations
 
+MAX_MESSAGE = 400
+
 
 class EmutuiError(Exception):
-    """Base class: a failure to be reported to the user, not a bug."""
+    """Base class: a failure to be reported to the user, not a bug.
+
+    Its text is always one line of bounded length, whatever a peer put in it
+    (qemu.qmp quotes raw bytes over several lines; a daemon may send kilobytes).
+    """
+
+    def __str__(self) -> str:
+        text = " ".join(super().__str__().split())
+        return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
 class ConfigError(EmutuiError):

@@ -29,6 +29,7 @@ class Channel:
     host: str | None = None
     port: int | None = None
     log: str | None = None
+    upstream: str | None = None  # the emulator's own socket behind a serial hub
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -77,6 +78,7 @@ class Handles:
                     host=v.get("host"),
                     port=v.get("port"),
                     log=v.get("log"),
+                    upstream=v.get("upstream"),
                 )
                 for k, v in dict(obj.get("channels") or {}).items()
             }

@@ -16,6 +16,7 @@ from emutui.core.errors import ProtocolError
 from emutui.core.handles import HANDLES_FILE, Handles
 from emutui.core.journal import Journal
 from emutui.core.model import InstanceState
+from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES
 
 OUTPUT_LOG = "output.log"  # the emulator's own stdout and stderr
 
@@ -67,7 +68,12 @@ class Instance:
         return max(0.0, time.time() - self.handles.created)
 
     def journal(self) -> Journal:
-        return Journal(self.wd)
+        opts = self.handles.options if self.handles else {}
+        return Journal(
+            self.wd,
+            max_bytes=int(opts.get("log_max_bytes", DEFAULT_MAX_BYTES)),
+            generations=int(opts.get("log_generations", DEFAULT_GENERATIONS)),
+        )
 
     def serial_log(self, channel: str) -> Path:
         if self.handles and channel in self.handles.channels:

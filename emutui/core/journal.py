@@ -9,14 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from emutui.core.model import Event
+from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES, RotatingLog
 
 EVENTS_FILE = "events.jsonl"
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-DEFAULT_GENERATIONS = 3
 
 
 class Journal:
-    """Appends events as JSON lines; several writers may share the file (O_APPEND)."""
+    """Appends events as JSON lines, rotated by size like the serial logs."""
 
     def __init__(
         self,
@@ -25,31 +24,19 @@ class Journal:
         generations: int = DEFAULT_GENERATIONS,
     ) -> None:
         self.path = wd / EVENTS_FILE
-        self.max_bytes = max_bytes
-        self.generations = generations
+        self._log = RotatingLog(self.path, max_bytes, generations)
+
+    @property
+    def error(self) -> str | None:
+        """Why the last append could not reach the disk (ENOSPC…); None when all is written."""
+        return self._log.error
 
     def append(self, event: Event) -> None:
         line = json.dumps(event.to_json(), separators=(",", ":"), default=str) + "\n"
-        data = line.encode()
-        self._maybe_rotate(len(data))
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        self._log.write(line.encode())
 
-    def _maybe_rotate(self, incoming: int) -> None:
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            return
-        if size + incoming <= self.max_bytes:
-            return
-        for gen in range(self.generations - 1, 0, -1):
-            src = self.path.with_name(f"{EVENTS_FILE}.{gen}")
-            if src.exists():
-                os.replace(src, self.path.with_name(f"{EVENTS_FILE}.{gen + 1}"))
-        os.replace(self.path, self.path.with_name(f"{EVENTS_FILE}.1"))
+    def close(self) -> None:
+        self._log.close()
 
     def read(self, limit: int | None = None) -> list[Event]:
         events = list(self._iter())
@@ -103,15 +90,14 @@ class JournalWriter:
         """Append ``event`` if this process is the writer; False when another one is."""
         if not self._try_lock():
             return False
-        try:
-            self.journal.append(event)
-        except OSError:
-            # A full disk must not take the session down; the event still
-            # reaches the UI. (ENOSPC is reported by whoever shows events.)
-            return False
+        # A full disk must not take the session down: the event still reaches
+        # the UI, the journal keeps it in memory until the disk has room, and
+        # ``journal.error`` says why it is not written yet.
+        self.journal.append(event)
         return True
 
     def close(self) -> None:
+        self.journal.close()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from emutui.core.errors import AlreadyExistsError, NotFoundError
@@ -48,6 +52,22 @@ class Registry:
             shutil.rmtree(wd, ignore_errors=True)
         ensure_private_dir(wd)
         return wd
+
+    @contextmanager
+    def name_lock(self, name: str) -> Iterator[None]:
+        """Held while an instance of ``name`` is created and started.
+
+        Two emutui processes starting the same name at once: the second waits,
+        then finds the first one running and says so.
+        """
+        check_name(name)
+        ensure_private_dir(self.root)
+        fd = os.open(self.root / f".{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def remove(self, inst: Instance) -> None:
         for link in inst.wd.iterdir() if inst.wd.exists() else []:

@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from emutui.core.errors import ConfigError
+from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES
+
+# Keys every backend accepts: log rotation (also settable for all targets in [logs]).
+COMMON_KEYS = {"log_max_bytes", "log_generations"}
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,18 @@ class TargetConfig:
             raise ConfigError(f"{self._where(key)}: file not found: {p}")
         return p
 
+    def log_limits(self) -> tuple[int, int]:
+        """(max bytes per log file, old generations kept) for serial logs and the journal."""
+        max_bytes = self.int_opt("log_max_bytes", DEFAULT_MAX_BYTES) or DEFAULT_MAX_BYTES
+        gens = self.int_opt("log_generations", DEFAULT_GENERATIONS) or DEFAULT_GENERATIONS
+        if max_bytes < 4096:
+            raise self.error("log_max_bytes", "at least 4096")
+        if gens < 1:
+            raise self.error("log_generations", "at least 1")
+        return max_bytes, gens
+
     def check_keys(self, allowed: set[str]) -> None:
-        extra = sorted(set(self.options) - allowed - {"backend"})
+        extra = sorted(set(self.options) - allowed - COMMON_KEYS - {"backend"})
         if extra:
             raise ConfigError(
                 f"{self._where(extra[0])}: unknown key for backend {self.backend!r} "

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from qemu.qmp.qmp_client import ExecuteError
 from emutui.backends.base import BaseConnector, SerialStream, SocketSerial
 from emutui.backends.qemu.pci import bar_regions
 from emutui.backends.qemu.qtest import QtestClient
-from emutui.core import proc
+from emutui.core import proc, serialhub
 from emutui.core.errors import (
     BackendError,
     BusyError,
@@ -189,7 +190,9 @@ class QemuConnector(BaseConnector):
 
     async def status(self) -> InstanceStatus:
         st = await self.execute("query-status")
-        status = str(st.get("status", "")) if isinstance(st, dict) else ""
+        if not isinstance(st, dict) or not isinstance(st.get("status"), str):
+            raise ProtocolError(f"{self.name}: query-status: unexpected reply {st!r:.80}")
+        status = st["status"]
         if status in _RUNNING:
             return InstanceStatus(InstanceState.RUNNING, status)
         return InstanceStatus(InstanceState.PAUSED, status)
@@ -219,13 +222,19 @@ class QemuConnector(BaseConnector):
                 await asyncio.to_thread(proc.terminate, pid, started, 2.0)
         else:
             await self.close()
+        # The hub exits by itself when QEMU closes its ports; make sure of it.
+        await asyncio.to_thread(serialhub.stop_helpers, self.handles)
 
     # -- events -----------------------------------------------------------------------
 
     def _to_event(self, msg: Any) -> Event:
-        ts = msg.get("timestamp") or {}
-        t = float(ts.get("seconds", 0)) + float(ts.get("microseconds", 0)) / 1e6
-        data = msg.get("data") or {}
+        # Events come from the peer: take what is well-formed, never raise.
+        ts = msg.get("timestamp") if hasattr(msg, "get") else None
+        try:
+            t = float(ts.get("seconds", 0)) + float(ts.get("microseconds", 0)) / 1e6
+        except (AttributeError, TypeError, ValueError):
+            t = time.time()
+        data = (msg.get("data") if hasattr(msg, "get") else None) or {}
         return Event(
             name=str(msg.get("event", "?")),
             data=dict(data) if isinstance(data, dict) else {"data": data},
@@ -243,30 +252,27 @@ class QemuConnector(BaseConnector):
         if ch is None or ch.role != "serial" or not ch.path:
             known = ", ".join(self.serial_channels()) or "none"
             raise NotFoundError(f"{self.name}: no serial channel {channel!r} (channels: {known})")
-        if self.connected:
-            await self._check_serial_free(channel, ch.path)
-        return await SocketSerial.open_unix(ch.path)
-
-    async def _check_serial_free(self, channel: str, path: str) -> None:
-        # A chardev socket serves one client; a second one would wait silently.
         try:
-            chardevs = await self.execute("query-chardev")
-        except BackendError:
-            return
-        for cd in chardevs or []:
-            fn = str(cd.get("filename", ""))
-            if path in fn and "<->" in fn:
-                raise BusyError(f"{self.name}: serial {channel} is held by another client")
+            return await SocketSerial.open_unix(ch.path)
+        except DisconnectedError:
+            # The serial hub died (killed, OOM): bring it back, then attach.
+            if not await serialhub.ensure_hub(self.handles, self.instance.wd):
+                raise
+            return await SocketSerial.open_unix(ch.path)
 
     # -- properties -------------------------------------------------------------------
 
     async def list_props(self, path: str) -> list[PropertyNode]:
         path = normalize_qom_path(path)
         items = await self.execute("qom-list", {"path": path})
+        if not isinstance(items, list):
+            raise ProtocolError(f"qom-list {path}: expected a list, got {items!r:.80}")
         out = []
-        for it in items or []:
-            name = str(it.get("name"))
-            typ = str(it.get("type"))
+        for it in items:
+            if not isinstance(it, dict) or not isinstance(it.get("name"), str):
+                raise ProtocolError(f"qom-list {path}: malformed entry {it!r:.80}")
+            name = it["name"]
+            typ = str(it.get("type", "?"))
             child = typ.startswith("child<")
             out.append(
                 PropertyNode(
@@ -293,14 +299,18 @@ class QemuConnector(BaseConnector):
     async def regions(self) -> list[MemoryRegion]:
         pci = await self.execute("query-pci")
         writable = Capability.MEMORY_WRITE in self.capabilities
+        try:
+            bars = bar_regions(pci)
+        except (TypeError, ValueError, AttributeError) as e:
+            raise ProtocolError(f"query-pci: malformed reply ({e})") from e
         regions = [
             MemoryRegion(r.name, r.base, r.size, writable, r.access_width, r.description)
-            for r in bar_regions(pci)
+            for r in bars
         ]
         try:
             summary = await self.execute("query-memory-size-summary")
-            ram = int(summary.get("base-memory", 0))
-        except (BackendError, NotFoundError):
+            ram = int(summary.get("base-memory", 0)) if isinstance(summary, dict) else 0
+        except (BackendError, NotFoundError, TypeError, ValueError):
             ram = 0
         if ram:
             regions.append(MemoryRegion("ram", 0, ram, writable, 1, "guest RAM (base memory)"))

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from emutui.core import proc
+from emutui.core import proc, serialhub
 from emutui.core.errors import BackendError, ConfigError, EmutuiError
 from emutui.core.handles import Channel, Handles
 from emutui.core.instance import OUTPUT_LOG
@@ -69,16 +69,23 @@ def build_command(target: TargetConfig, wd: Path) -> tuple[list[str], dict[str, 
         cmd += ["-qmp", f"unix:{path},server=on,wait=off"]
         channels[role] = Channel(role=role, kind="unix", path=str(path))
     for i, name in enumerate(target.list_opt("serial", ["com1"])):
-        path = socket_path(wd, f"serial-{name}.sock")
-        log = wd / f"serial-{name}.log"
+        # QEMU serves the port to one client: the serial hub, which logs with
+        # rotation and fans out to any number of emutui clients on its own socket.
+        upstream = socket_path(wd, f"serial-{name}.qemu.sock")
         cid = f"serial{i}"
         cmd += [
             "-chardev",
-            f"socket,id={cid},path={path},server=on,wait=off,logfile={log},logappend=on",
+            f"socket,id={cid},path={upstream},server=on,wait=off",
             "-serial",
             f"chardev:{cid}",
         ]
-        channels[name] = Channel(role="serial", kind="unix", path=str(path), log=str(log))
+        channels[name] = Channel(
+            role="serial",
+            kind="unix",
+            path=str(socket_path(wd, f"serial-{name}.sock")),
+            log=str(wd / f"serial-{name}.log"),
+            upstream=str(upstream),
+        )
     if target.bool_opt("qtest"):
         path = socket_path(wd, "qtest.sock")
         # -accel tcg keeps the guest running under qtest; -qtest-log silences per-command logs
@@ -150,7 +157,15 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
     )
     handles.save(wd)
     try:
-        await wait_for_sockets(popen, [c.path for c in channels.values() if c.path], wd)
+        await wait_for_sockets(
+            popen, [c.upstream or c.path for c in channels.values() if c.path], wd
+        )
+        # The hub holds the serial ports before the first guest instruction
+        # (QEMU is still at -S), so the banner is in the log.
+        max_bytes, gens = target.log_limits()
+        handles.options.update(log_max_bytes=max_bytes, log_generations=gens)
+        await serialhub.start_for(handles, wd)
+        handles.save(wd)
         if not paused:
             conn = QemuConnector(Instance(name=name, wd=wd, handles=handles), aux=True)
             await conn.connect()
@@ -162,5 +177,6 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
                 await conn.close()
     except (EmutuiError, OSError):
         proc.terminate(popen.pid, handles.pid_start, grace=1.0)
+        serialhub.stop_helpers(handles)
         raise
     return handles

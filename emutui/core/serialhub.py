@@ -1,0 +1,266 @@
+"""The serial hub: one small process per instance that owns its serial ports.
+
+Why a process of its own: a QEMU chardev socket serves exactly one client, and
+QEMU's own ``logfile=`` grows without bound. The hub is that one client from
+before the guest's first instruction until QEMU exits, so
+
+- every byte the guest prints lands in ``serial-<ch>.log`` even while no
+  emutui runs, rotated by size so a flooding guest cannot fill the disk;
+- any number of clients (the TUI console, ``emutui term``, a test) attach to
+  ``serial-<ch>.hub.sock`` at once: output fans out to all, input from any
+  goes to the guest;
+- a slow client is dropped at a high-water mark instead of stalling the guest
+  or growing memory (it reattaches and replays from the log).
+
+The emulator stays the server on its own sockets, so a dead hub is simply
+restarted by the next client (``ensure_hub``); it reconnects to the ports.
+
+Run as ``python -m emutui.core.serialhub SPEC.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from emutui.core import proc
+from emutui.core.errors import BackendError
+from emutui.core.handles import Handles
+from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES, RotatingLog
+
+CLIENT_HIGH_WATER = 16 * 1024 * 1024
+UPSTREAM_CONNECT_TIMEOUT = 10.0
+HUB_LOG = "serialhub.log"
+
+
+@dataclass
+class PortSpec:
+    channel: str
+    upstream: str  # the emulator's socket (unix path)
+    listen: str  # the hub's socket for clients
+    log: str
+
+
+@dataclass
+class HubSpec:
+    ports: list[PortSpec]
+    max_bytes: int = DEFAULT_MAX_BYTES
+    generations: int = DEFAULT_GENERATIONS
+    emulator_pid: int | None = None
+    emulator_start: int | None = None
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def load(cls, path: Path) -> HubSpec:
+        obj = json.loads(path.read_text())
+        ports = [PortSpec(**p) for p in obj.pop("ports")]
+        return cls(ports=ports, **obj)
+
+
+class Port:
+    def __init__(self, spec: PortSpec, hub: HubSpec) -> None:
+        self.spec = spec
+        self.log = RotatingLog(Path(spec.log), hub.max_bytes, hub.generations)
+        self.clients: set[asyncio.StreamWriter] = set()
+        self.up_writer: asyncio.StreamWriter | None = None
+        self.done = asyncio.Event()
+
+    async def run(self) -> None:
+        up_reader, self.up_writer = await self._connect_upstream()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.spec.listen)
+        server = await asyncio.start_unix_server(self._client, path=self.spec.listen)
+        os.chmod(self.spec.listen, 0o600)
+        try:
+            while True:
+                try:
+                    data = await up_reader.read(65536)
+                except (ConnectionResetError, BrokenPipeError):
+                    data = b""
+                if not data:
+                    break
+                # The log first: it is the record, clients are a view of it.
+                self.log.write(data)
+                for w in list(self.clients):
+                    if w.transport.get_write_buffer_size() > CLIENT_HIGH_WATER:
+                        _note(f"{self.spec.channel}: dropping a client that stopped reading")
+                        self._drop(w)
+                        continue
+                    w.write(data)
+        finally:
+            server.close()
+            for w in list(self.clients):
+                self._drop(w)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.spec.listen)
+            self.log.close()
+            self.done.set()
+
+    async def _connect_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        deadline = time.monotonic() + UPSTREAM_CONNECT_TIMEOUT
+        while True:
+            try:
+                return await asyncio.open_unix_connection(self.spec.upstream, limit=1 << 20)
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.01)
+
+    def _drop(self, w: asyncio.StreamWriter) -> None:
+        self.clients.discard(w)
+        w.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.clients.add(writer)
+        try:
+            while True:
+                data = await reader.read(4096)
+                if not data:
+                    break
+                if self.up_writer is not None:
+                    self.up_writer.write(data)
+                    await self.up_writer.drain()
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        finally:
+            self._drop(writer)
+
+
+def _note(msg: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} serialhub: {msg}", file=sys.stderr, flush=True)
+
+
+async def serve(spec: HubSpec) -> int:
+    ports = [Port(p, spec) for p in spec.ports]
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(p.run()) for p in ports]
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_EXCEPTION)
+    if waiter in done:
+        for t in tasks:
+            t.cancel()
+    else:
+        # every port ends when the emulator closes it; wait for all of them
+        await asyncio.gather(*tasks, return_exceptions=True)
+        waiter.cancel()
+    for t in tasks:
+        if t.done() and not t.cancelled() and t.exception() is not None:
+            _note(f"port failed: {t.exception()!r}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    spec = HubSpec.load(Path(args[0]))
+    _note(f"serving {', '.join(p.channel for p in spec.ports)}")
+    return asyncio.run(serve(spec))
+
+
+# -- used by launchers and connectors ----------------------------------------------
+
+
+def spec_for(handles: Handles) -> HubSpec:
+    ports = [
+        PortSpec(channel=name, upstream=ch.upstream, listen=ch.path, log=ch.log)
+        for name, ch in handles.channels.items()
+        if ch.role == "serial" and ch.upstream and ch.path and ch.log
+    ]
+    return HubSpec(
+        ports=ports,
+        max_bytes=int(handles.options.get("log_max_bytes", DEFAULT_MAX_BYTES)),
+        generations=int(handles.options.get("log_generations", DEFAULT_GENERATIONS)),
+        emulator_pid=handles.pid,
+        emulator_start=handles.pid_start,
+    )
+
+
+async def start_for(handles: Handles, wd: Path) -> None:
+    """Spawn the hub for ``handles``' serial channels and record it in ``handles``."""
+    spec = spec_for(handles)
+    if not spec.ports:
+        return
+    for port in spec.ports:  # a killed hub leaves its sockets; "ready" means new ones
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(port.listen)
+    pid, start = spawn(spec, wd)
+    handles.options.setdefault("helpers", {})["serialhub"] = [pid, start]
+    if not await wait_ready(spec, pid):
+        tail = (wd / HUB_LOG).read_text(errors="replace").strip().splitlines()[-2:]
+        raise BackendError("serial hub did not start: " + " | ".join(tail))
+
+
+async def ensure_hub(handles: Handles, wd: Path) -> bool:
+    """Restart a dead hub (someone killed it); True when one was started.
+
+    Output the guest printed while no hub held the port is gone: QEMU drops
+    it. The restarted hub notes the gap in its log.
+    """
+    pid, start = handles.options.get("helpers", {}).get("serialhub") or [None, None]
+    if pid and proc.is_alive(pid, start):
+        return False
+    if not proc.is_alive(handles.pid, handles.pid_start):
+        return False
+    with open(wd / HUB_LOG, "a") as log:
+        log.write(
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S')} serialhub: found dead, restarting; "
+            "what the guest printed while no hub ran was not captured\n"
+        )
+    await start_for(handles, wd)
+    handles.save(wd)
+    return True
+
+
+def stop_helpers(handles: Handles) -> None:
+    """SIGTERM (then SIGKILL) every helper process recorded in ``handles``."""
+    for pid, start in (handles.options.get("helpers") or {}).values():
+        if pid:
+            proc.terminate(int(pid), start, grace=1.0)
+
+
+def spawn(spec: HubSpec, wd: Path) -> tuple[int, int | None]:
+    """Start a detached hub for ``spec``; returns its pid and start time."""
+    spec_path = wd / "serialhub.json"
+    spec.save(spec_path)
+    log = os.open(wd / HUB_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "emutui.core.serialhub", str(spec_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=wd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(log)
+    return p.pid, proc.start_time(p.pid)
+
+
+async def wait_ready(spec: HubSpec, pid: int, timeout: float = 10.0) -> bool:
+    """True once every hub socket exists (so it holds every upstream port)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(os.path.exists(p.listen) for p in spec.ports):
+            return True
+        if not proc.is_alive(pid, None):
+            return False
+        await asyncio.sleep(0.005)
+    return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
