@@ -22,6 +22,11 @@ API (every engine, see CompletionEngine):
 - ``invalidate()``: forget dynamic lookups (call after a command that may change
   the QOM tree, e.g. device_add).
 
+Helpers: ``apply_candidate(text, cursor, cand)`` and ``await suggest(engine,
+text)`` (the line completed with the first candidate, for inline suggesters).
+An engine for any backend, as the shell builds it: ``await
+emutui.shell.modes.completion_engine(backend, conn)``.
+
 A Candidate replaces ``text[start:cursor]`` with ``candidate.text``.
 """
 
@@ -631,6 +636,29 @@ class QmpCompleter:
 
             return await self._lookups.fetch(key, hmp_help, {})
         return None
+
+
+def apply_candidate(text: str, cursor: int, cand: Candidate) -> tuple[str, int]:
+    """(the line with ``cand`` applied, the new cursor): for front ends without a menu."""
+    new = text[: cand.start] + cand.text + text[cursor:]
+    return new, cand.start + len(cand.text)
+
+
+async def suggest(engine: CompletionEngine, text: str) -> str | None:
+    """The whole line completed with the first candidate, or None.
+
+    What an inline suggester wants (Textual's ``Suggester.get_suggestion``
+    returns a full value that starts with what was typed)::
+
+        class EngineSuggester(Suggester):
+            async def get_suggestion(self, value: str) -> str | None:
+                return await suggest(engine, value)
+    """
+    for cand in await engine.complete_async(text):
+        new, _ = apply_candidate(text, len(text), cand)
+        if new.startswith(text) and new != text:
+            return new
+    return None
 
 
 def parse_hmp_help(text: str, info: bool = False) -> dict[str, str]:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from emutui.shell.completion import MonitorCompleter, QmpCompleter, parse_hmp_help
+from emutui.shell.completion import (
+    MonitorCompleter,
+    QmpCompleter,
+    apply_candidate,
+    parse_hmp_help,
+    suggest,
+)
 from emutui.shell.schema import Schema
 from tests.shell.conftest import FakeQom
 
@@ -199,3 +205,13 @@ async def test_names_with_spaces_are_quoted(engine: QmpCompleter) -> None:
         "qom-get path='/machine/peripheral/edu0/bus master[0]/' property=ty"
     )
     assert texts(c) == ["type"]
+
+
+async def test_inline_suggestion_helpers(engine: QmpCompleter) -> None:
+    assert await suggest(engine, "query-st") == "query-status"
+    assert await suggest(engine, "qom-get path=/machine/peri") == (
+        "qom-get path=/machine/peripheral/"
+    )
+    assert await suggest(engine, "no-such-command ") is None
+    (c,) = engine.complete("qom-get pa")
+    assert apply_candidate("qom-get pa x", 10, c) == ("qom-get path= x", 13)
