@@ -767,9 +767,17 @@ class MonitorCompleter:
 
     def signature(self, text: str, cursor: int | None = None) -> Signature | None:
         cur = len(text) if cursor is None else cursor
-        first = text[:cur].strip().split(" ")[0]
+        words = text[:cur].split()
+        if not words:
+            return None
+        first = words[0]
+        if len(words) > 1:
+            # "sysbus.uart0 WriteChar": the member's signature from the object's listing
+            member = (self._lookups.get("members:" + first) or {}).get(words[1])
+            if member:
+                return Signature(f"{first} {words[1]}", (), note=member)
         desc = self.static_commands.get(first) or (self._lookups.get("commands") or {}).get(first)
-        if not first or desc is None:
+        if desc is None:
             return None
         return Signature(first, (), note=desc)
 

@@ -186,6 +186,10 @@ async def test_monitor_completer_words() -> None:
     assert texts(await e.complete_async("sysbus.u")) == ["sysbus.uart0"]
     c = await e.complete_async("sysbus.uart0 Wr")
     assert (texts(c), c[0].start) == (["WriteChar"], 13)
+    sig = e.signature("sysbus.uart0 WriteChar 0x41")
+    assert sig is not None and sig.note == "Void"
+    sig = e.signature("pause")
+    assert sig is not None and sig.note == "p"
 
 
 async def test_names_with_spaces_are_quoted(engine: QmpCompleter) -> None:
