@@ -355,6 +355,9 @@ class QmpCompleter:
         current = ctx.key_path[0] if ctx.kind in ("arg", "value") and ctx.key_path else ""
         if ctx.kind == "arg":
             current = ctx.prefix.split(".")[0]
+            partial = [p.name for p in params if p.name.startswith(current)]
+            if current and len(partial) == 1:
+                current = partial[0]  # "qom-get pa" already points at path
         note = "" if params else "no arguments"
         ret = s.describe(c.ret_type) if c.ret_type else ""
         if ret and ret != "{}":

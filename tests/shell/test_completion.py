@@ -143,6 +143,8 @@ def test_signature_for_the_toolbar(engine: QmpCompleter) -> None:
     assert [p.name for p in sig.params] == ["path", "property"]
     assert sig.current == "path"
     assert "path: str" in sig.render()
+    sig = engine.signature("qom-get pro")
+    assert sig is not None and sig.current == "property"
     sig = engine.signature("blockdev-add driver=file ")
     assert sig is not None and "filename" in [p.name for p in sig.params]
     assert engine.signature("nonsense") is None
