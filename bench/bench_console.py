@@ -9,7 +9,7 @@ Inputs, fed in 4 KiB chunks (a typical socket read), 80x24 and 200x50, scrollbac
   5 % u-boot countdowns with backspaces, 4 % shell prompt + output, 3 % a status line
   painted at row 1 with ``ESC 7`` / CUP / ``ESC 8``.
 - ``flood``: a real flood recorded from the test guest (``^F`` on COM1 of a QEMU guest),
-  cached in bench/_data/flood.bin (recorded once; needs qemu-system-x86_64).
+  cached in ~/.cache/emutui-bench/flood.bin (recorded once; needs qemu-system-x86_64).
 - ``tui``: a full-screen program's output (alternate screen, scroll region, cursor
   addressing, colours, DEC line drawing) to check the full-emulation path.
 
@@ -33,7 +33,8 @@ from collections import deque
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE / "_data"
+# Recorded flood cache: outside the repository, so it can never be committed by accident.
+DATA = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emutui-bench"
 sys.path.insert(0, str(HERE.parent))
 
 from emutui.tui.term import Terminal  # noqa: E402

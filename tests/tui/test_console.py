@@ -212,3 +212,29 @@ def test_key_mapping() -> None:
     assert key_to_bytes("ctrl+a", None) == b"\x01"
     assert key_to_bytes("alt+x", "x") == b"\x1bx"
     assert key_to_bytes("é", "é") == "é".encode()
+
+
+async def test_scrollback_view_keeps_its_place_while_output_continues(tmp_path: Path) -> None:
+    stream = FakeStream()
+    inst = fake_instance(tmp_path, b"")
+    view = ConsoleView(inst, "com1", FakeConnector(stream), scrollback=500)  # type: ignore[arg-type]
+    app = ConsoleApp(view)
+    async with app.run_test(size=(40, 10)) as pilot:
+        await wait_until(pilot, lambda: view.state == "ATTACHED")
+        stream.incoming.put_nowait(b"".join(b"out %d\r\n" % i for i in range(300)))
+        await wait_until(pilot, lambda: any("out 299" in ln for ln in rendered(view)))
+        # While following, the view shows the tail.
+        assert rendered(view)[-2].startswith("out 299")
+        await pilot.press("shift+pageup")
+        await wait_until(pilot, lambda: not any("out 299" in ln for ln in rendered(view)))
+        shown = rendered(view)
+        # More output (enough to drop lines off the front of the scrollback) does not
+        # move what the user is reading.
+        stream.incoming.put_nowait(b"".join(b"more %d\r\n" % i for i in range(300)))
+        await wait_until(pilot, lambda: view.terminal.screen.history_pushed > 500)
+        await pilot.pause(0.6)
+        assert rendered(view) == shown
+        # A typed key goes back to the live tail.
+        await pilot.press("x")
+        await wait_until(pilot, lambda: any("more 299" in ln for ln in rendered(view)))
+        assert stream.sent.endswith(b"x")

@@ -72,6 +72,9 @@ FPS = 60  # repaint cap for edits (echo, prompts); Textual's compositor caps at 
 # row, ~10-20 ms of compositor time at 100x50, so 60 of them would leave the event
 # loop no room for keys and the other panes. 20 fps of scrolling text reads fine.
 SCROLL_FPS = 20
+# A change of virtual size costs a full layout of the screen (~20 ms at 200x50 here);
+# while following a growing scrollback, apply it at most this often.
+VSIZE_INTERVAL = 0.5
 PARSE_BUDGET = 0.006  # seconds of parsing per slice before yielding to the loop
 PARSE_SLICE = 16 * 1024
 # Behind by more than this (the guest floods faster than we parse, or the loop was
@@ -218,6 +221,8 @@ class ConsoleView(ScrollView, can_focus=True):
         self._pump_handle: asyncio.Handle | None = None
         self._last_paint = 0.0
         self._scrolling = False  # the last paint was a whole-view repaint
+        self._last_vsize = 0.0
+        self._vsize_pending = False
         self._last_lines = 0
         self._last_dropped = 0
         self._last_cursor: tuple[int, int] = (-1, -1)
@@ -260,7 +265,7 @@ class ConsoleView(ScrollView, can_focus=True):
         if (cols, rows) != (scr.cols, scr.rows):
             self.terminal.resize(cols, rows)
             self._style_cache.clear()
-            self._update_virtual_size(force=True)
+            self._update_virtual_size(time.monotonic(), force=True)
             self.refresh()
 
     # -- attaching ------------------------------------------------------------------------
@@ -432,11 +437,12 @@ class ConsoleView(ScrollView, can_focus=True):
 
     def _paint(self) -> None:
         self._paint_handle = None
-        self._last_paint = time.monotonic()
+        now = time.monotonic()
+        self._last_paint = now
         scr = self.terminal.screen
         all_dirty, rows = scr.take_dirty()
         self._scrolling = all_dirty
-        moved = self._update_virtual_size()
+        moved = self._update_virtual_size(now)
         cursor = (scr.x, scr.y)
         if cursor != self._last_cursor:
             rows.add(cursor[1])
@@ -446,24 +452,43 @@ class ConsoleView(ScrollView, can_focus=True):
         if all_dirty or moved:
             self.refresh()
         elif rows:
-            base = len(scr.history) - self.scroll_offset.y
+            base = len(scr.history) - self._view_top()
             width = self.size.width
             height = self.size.height
             regions = [Region(0, base + y, width, 1) for y in rows if 0 <= base + y < height]
             if regions:
                 self.refresh(*regions)
+        if self._vsize_pending and self._paint_handle is None:
+            # Settle the scrollbar once the output pauses.
+            self._paint_handle = asyncio.get_running_loop().call_later(VSIZE_INTERVAL, self._paint)
         self.paints += 1
-        now = time.monotonic()
         for hook in self.on_paint:
             hook(now)
 
-    def _update_virtual_size(self, force: bool = False) -> bool:
-        """Track scrollback growth; keep following the tail or keep the user's place."""
+    def _view_top(self) -> int:
+        """Line number shown in the view's first row.
+
+        While following, the view shows the tail whatever the scroll offset says:
+        the virtual size (and so the offset) is only brought up to date every
+        VSIZE_INTERVAL, because each change of it costs Textual a full layout."""
+        if self._follow:
+            return max(0, self.terminal.screen.line_count - self.scrollable_content_region.height)
+        return self.scroll_offset.y
+
+    def _update_virtual_size(self, now: float = 0.0, force: bool = False) -> bool:
+        """Track scrollback growth; keep following the tail or keep the user's place.
+        Returns True when the view's content moved."""
         scr = self.terminal.screen
         lines = scr.line_count
         dropped = scr.history_pushed - len(scr.history)
         if not force and lines == self._last_lines and dropped == self._last_dropped:
+            self._vsize_pending = False
             return False
+        if self._follow and not force and now - self._last_vsize < VSIZE_INTERVAL:
+            self._vsize_pending = True
+            return True  # the tail moved: _view_top() already shows it
+        self._vsize_pending = False
+        self._last_vsize = now
         shift = dropped - self._last_dropped
         self._last_lines = lines
         self._last_dropped = dropped
@@ -479,7 +504,13 @@ class ConsoleView(ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        self._follow = round(new_value) >= self.max_scroll_y
+        follow = round(new_value) >= self.max_scroll_y
+        if self._follow and not follow and self._vsize_pending:
+            # The user scrolled away from a tail the scrollbar had not caught up
+            # with: bring the virtual size up to date so offsets mean lines again.
+            self._follow = False
+            self._update_virtual_size(time.monotonic(), force=True)
+        self._follow = follow
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # The widget's base style costs a DOM walk; look it up once per frame, not per line.
@@ -515,8 +546,8 @@ class ConsoleView(ScrollView, can_focus=True):
         return st
 
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        idx = scroll_y + y
+        scroll_x = self.scroll_offset.x
+        idx = self._view_top() + y
         width = self.size.width
         scr = self.terminal.screen
         base = self._style_base
@@ -589,14 +620,18 @@ class ConsoleView(ScrollView, can_focus=True):
         if key in _LOCAL_SCROLL:
             event.stop()
             event.prevent_default()
-            if key == "shift+pageup":
-                self.scroll_page_up(animate=False)
-            elif key == "shift+pagedown":
-                self.scroll_page_down(animate=False)
-            elif key == "shift+home":
-                self.scroll_home(animate=False)
-            else:
+            if key == "shift+end":
                 self.scroll_to_live()
+                return
+            action = {
+                "shift+pageup": self.scroll_page_up,
+                "shift+pagedown": self.scroll_page_down,
+                "shift+home": self.scroll_home,
+            }[key]
+            # Offsets only mean lines once the virtual size is current (it lags
+            # while following a flood), so scroll after the layout that applies it.
+            self._update_virtual_size(time.monotonic(), force=True)
+            self.call_after_refresh(action, animate=False)
             return
         data = key_to_bytes(key, event.character, self.terminal.screen.app_cursor_keys)
         # Every key belongs to the guest: nothing bubbles to the app's bindings.
@@ -623,7 +658,7 @@ class ConsoleView(ScrollView, can_focus=True):
 
     def refresh_cursor(self) -> None:
         scr = self.terminal.screen
-        vy = len(scr.history) + scr.y - self.scroll_offset.y
+        vy = len(scr.history) + scr.y - self._view_top()
         if 0 <= vy < self.size.height:
             self.refresh(Region(0, vy, self.size.width, 1))
 
@@ -657,8 +692,10 @@ class ConsoleView(ScrollView, can_focus=True):
         self._match = (line, col, col + len(text))
         height = self.scrollable_content_region.height
         self._follow = False
-        self.scroll_to(y=max(0, line - height // 2), animate=False, immediate=True)
-        self._follow = round(self.scroll_offset.y) >= self.max_scroll_y
+        self._update_virtual_size(time.monotonic(), force=True)
+        # After the layout that applies the virtual size; watch_scroll_y then decides
+        # whether the hit is close enough to the tail to follow it again.
+        self.scroll_to(y=max(0, line - height // 2), animate=False, immediate=False)
         self.refresh()
         return True
 
@@ -685,7 +722,7 @@ class ConsoleView(ScrollView, can_focus=True):
     def screen_text(self) -> str:
         """The lines now in view, trailing blanks removed."""
         scr = self.terminal.screen
-        top = self.scroll_offset.y
+        top = self._view_top()
         lines = [
             scr.line_text(i).rstrip()
             for i in range(top, min(scr.line_count, top + self.size.height))
