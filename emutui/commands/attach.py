@@ -182,9 +182,20 @@ def ensure_configured_daemons(cfg: Config, reg: Registry) -> list[Instance]:
     for name, target in sorted(cfg.daemons.items()):
         if target.backend != "vrtd":
             continue
-        if _existing(reg, name) is not None:
-            continue
         get_backend("vrtd").validate(target)
+        existing = _existing(reg, name)
+        if existing is not None:
+            h = existing.handles
+            fresh = handles_for(target, name)
+            if (
+                h is not None
+                and h.backend == "vrtd"
+                and h.target == name  # recorded from this config entry, not by hand
+                and h.options != fresh.options
+            ):
+                fresh.created = h.created
+                fresh.save(existing.wd)  # the config changed: follow it
+            continue
         wd = reg.create(name)
         handles_for(target, name).save(wd)
         out.append(Instance.load(wd))

@@ -96,6 +96,18 @@ def test_configured_daemons(
     made = ensure_configured_daemons(parse_config(cfg_path), reg)
     assert sorted(i.name for i in made) == ["away", "lab"]
     assert ensure_configured_daemons(parse_config(cfg_path), reg) == []  # idempotent
+    # an edited config is followed: "away" now points at the live simulator too
+    cfg_path.write_text(cfg_path.read_text().replace(f"{sim.path}.absent", sim.path))
+    assert ensure_configured_daemons(parse_config(cfg_path), reg) == []
+    handles = reg.get("away").handles
+    assert handles is not None and handles.options["socket"] == sim.path
+    cfg_path.write_text(
+        cfg_path.read_text().replace(
+            f'[daemons.away]\nbackend = "vrtd"\nsocket = "{sim.path}"',
+            f'[daemons.away]\nbackend = "vrtd"\nsocket = "{sim.path}.absent"',
+        )
+    )
+    ensure_configured_daemons(parse_config(cfg_path), reg)
     rows = {r["name"]: r for r in json.loads(run_cli("ls", "--json").out)}
     assert rows["lab"]["state"] == "running" and rows["away"]["state"] == "disconnected"
     r = run_cli("mem", "read", "lab", "slash_ctl0.bar0", "0", "4")
