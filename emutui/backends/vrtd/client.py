@@ -269,6 +269,9 @@ class VrtdClient:
             )
         if h.code not in wire.WIRE_RETS:
             raise ProtocolError(f"{where}: invalid return code {h.code} (BAD_CONN)")
+        # An error reply's body is ignored rather than required empty (the hardened
+        # client's rule): seed-era servers send an uninitialised size on AUTH_ERROR
+        # and unknown opcodes, and the ret alone says what happened.
         body = data[wire.HEADER_SIZE :]
         if fds and not (h.code == Ret.OK and opcode in wire.FD_REPLY_OPCODES):
             _close_all(fds)  # a descriptor nobody asked for: close it, keep the connection
