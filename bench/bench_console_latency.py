@@ -1,20 +1,28 @@
-"""Console key-to-screen latency while a guest floods, and the memory it takes.
+"""Console key-to-screen latency while guests flood, and the memory it takes.
 
     .venv/bin/python bench/bench_console_latency.py [--keys 300] [--runs 3] [--size 200x50]
+                                                   [--paced N] [--rate 350]
 
-Two real QEMU test guests and one Textual app (headless ``run_test``) with two
-ConsoleViews side by side: guest A's COM1 floods (``^F``: 64-byte lines as fast as
-QEMU delivers them, rendered live) and guest B's COM1 has the focus. For each sample
-a key goes into the app's event queue (the path a real key takes: App -> focused
+Default mode: two real QEMU test guests and one Textual app (headless ``run_test``) with
+two ConsoleViews side by side: guest A's COM1 floods (``^F``: 64-byte lines as fast as
+QEMU delivers them, rendered live) and guest B's COM1 has the focus. For each sample a
+key goes into the app's event queue (the path a real key takes: App -> focused
 ConsoleView -> guest); guest B echoes it; the sample ends when the first compositor
-update after the echo was painted is *encoded for the terminal* (``_display`` is
+update after the echo was painted has been *encoded for the terminal* (``_display`` is
 wrapped to run ``render_segments``, the ANSI encoding a real terminal write needs,
 which headless mode skips). Why two guests: typing into the flooding console cannot
-be timed (any byte ends the guest's flood), and the flooding guest services no
-other port (its COM2 stops echoing while it floods).
+be timed (any byte ends the guest's flood), and the flooding guest services no other
+port (its COM2 stops echoing while it floods).
 
-Also measured: the same without the flood (baseline), bytes/s the flooding console
-parsed, bytes it had to skip, and RSS growth over the flood (scrollback 10,000).
+``--paced N``: instead of guest A, N consoles each fed a recorded guest flood
+(bench_console.py's cache) at ``--rate`` KiB/s, as N flooding guests would be; this
+is the "five flooding guests at once" case on a 2-core machine, where five real
+flooding QEMUs would need five cores. Guest B (real QEMU) still answers the keys.
+
+Also reported: KiB/s each flooding console parsed (does the UI keep up?), bytes it
+had to skip, RSS growth over the flood (scrollback 10,000 lines per console), this
+process's CPU share (CPU time / wall time) and the load average, since the machine is
+shared.
 """
 
 from __future__ import annotations
@@ -31,10 +39,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 from textual import events  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
-from textual.containers import Horizontal  # noqa: E402
+from textual.containers import Grid  # noqa: E402
 
 from emutui.config import parse_config  # noqa: E402
 from emutui.control import make_connector, start_target, stop_instance  # noqa: E402
@@ -43,6 +52,7 @@ from emutui.core.registry import Registry  # noqa: E402
 from emutui.tui.widgets.console import ConsoleView  # noqa: E402
 
 KEYS = "ghjlmnopqrsuvwxyzGHJLMNOPQRSUVWXYZ"  # none of the guest's control bytes
+CHUNK = 4096
 
 
 def rss_mib() -> float:
@@ -50,28 +60,73 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+class PacedStream:
+    """A recorded flood, delivered at a fixed rate in socket-sized chunks."""
+
+    def __init__(self, data: bytes, rate: float, offset: int) -> None:
+        self.data = data
+        self.rate = rate
+        self.pos = offset % len(data)
+        self.sent = 0
+        self.t0 = 0.0
+        self.running = asyncio.Event()
+
+    async def read(self, n: int = 65536) -> bytes:
+        await self.running.wait()
+        loop = asyncio.get_running_loop()
+        if not self.t0:
+            self.t0 = loop.time()
+        due = self.t0 + self.sent / self.rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        chunk = self.data[self.pos : self.pos + CHUNK]
+        if len(chunk) < CHUNK:
+            chunk += self.data[: CHUNK - len(chunk)]
+        self.pos = (self.pos + CHUNK) % len(self.data)
+        self.sent += len(chunk)
+        return chunk
+
+    async def write(self, data: bytes) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class PacedConnector:
+    def __init__(self, stream: PacedStream) -> None:
+        self.stream = stream
+
+    async def serial(self, channel: str) -> PacedStream:
+        return self.stream
+
+
 class LatencyApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
+    CSS = "Grid { grid-size: 3; }"
 
-    def __init__(self, a: Instance, conn_a: object, b: Instance, conn_b: object) -> None:
+    def __init__(self, flood_views: list[ConsoleView], type_view: ConsoleView) -> None:
         super().__init__()
-        self.flood_view = ConsoleView(a, "com1", conn_a, id="flood")  # type: ignore[arg-type]
-        self.type_view = ConsoleView(b, "com1", conn_b, id="echo")  # type: ignore[arg-type]
-        self.displays: list[float] = []
+        self.flood_views = flood_views
+        self.type_view = type_view
 
     def compose(self) -> ComposeResult:
-        with Horizontal():
-            yield self.flood_view
+        with Grid() as g:
+            cols = min(3, len(self.flood_views) + 1)
+            g.styles.grid_size_columns = cols
+            yield from self.flood_views
             yield self.type_view
 
     def on_mount(self) -> None:
         self.type_view.focus()
 
 
-async def measure(app: LatencyApp, pilot: object, keys: int, rnd: random.Random) -> list[float]:
+async def measure(app: LatencyApp, keys: int, rnd: random.Random) -> list[float]:
     view = app.type_view
     samples: list[float] = []
     state: dict[str, object] = {}
+    done = asyncio.Event()
 
     def on_paint(now: float) -> None:
         ch = state.get("ch")
@@ -89,30 +144,34 @@ async def measure(app: LatencyApp, pilot: object, keys: int, rnd: random.Random)
             renderable.render_segments(app.console)
         if "painted" in state and "done" not in state:
             state["done"] = time.perf_counter()
+            done.set()
 
     app._display = display  # type: ignore[method-assign]
     typed = 0
-    for i in range(keys):
-        ch = KEYS[i % len(KEYS)]
-        if typed >= 40:
-            app.post_message(events.Key("enter", "\r"))
-            typed = 0
-            await asyncio.sleep(0.1)
-        state.clear()
-        state["before"] = sum(row.count(ch) for row in view.terminal.screen.display())
-        state["ch"] = ch
-        t0 = time.perf_counter()
-        app.post_message(events.Key(ch, ch))
-        typed += 1
-        deadline = t0 + 2.0
-        while "done" not in state and time.perf_counter() < deadline:
-            await asyncio.sleep(0.0005)
-        if "done" in state:
-            samples.append((state["done"] - t0) * 1000)  # type: ignore[operator]
-        state["ch"] = None
-        await asyncio.sleep(rnd.uniform(0.03, 0.12))
-    view.on_paint.remove(on_paint)
-    app._display = orig_display  # type: ignore[method-assign]
+    try:
+        for i in range(keys):
+            ch = KEYS[i % len(KEYS)]
+            if typed >= 40:
+                app.post_message(events.Key("enter", "\r"))
+                typed = 0
+                await asyncio.sleep(0.1)
+            state.clear()
+            done.clear()
+            state["before"] = sum(row.count(ch) for row in view.terminal.screen.display())
+            state["ch"] = ch
+            t0 = time.perf_counter()
+            app.post_message(events.Key(ch, ch))
+            typed += 1
+            try:
+                await asyncio.wait_for(done.wait(), 2.0)
+                samples.append((state["done"] - t0) * 1000)  # type: ignore[operator]
+            except TimeoutError:
+                pass
+            state["ch"] = None
+            await asyncio.sleep(rnd.uniform(0.03, 0.12))
+    finally:
+        view.on_paint.remove(on_paint)
+        app._display = orig_display  # type: ignore[method-assign]
     return samples
 
 
@@ -124,7 +183,9 @@ def pct(xs: list[float], p: float) -> float:
     return xs[k]
 
 
-async def run_once(keys: int, size: tuple[int, int], seed: int) -> dict[str, object]:
+async def run_once(
+    keys: int, size: tuple[int, int], seed: int, paced: int, rate: float
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="ebl", dir="/tmp") as tmp:
         d = Path(tmp)
         elf = d / "guest.elf"
@@ -135,39 +196,65 @@ async def run_once(keys: int, size: tuple[int, int], seed: int) -> dict[str, obj
         )
         os.environ["EMUTUI_STATE_DIR"] = str(d / "state")
         reg = Registry(d / "state")
-        a = await start_target(parse_config(cfg), reg, "g", "a", False)
-        b = await start_target(parse_config(cfg), reg, "g", "b", False)
-        conn_a = make_connector(a, aux=False)
-        conn_b = make_connector(b, aux=False)
-        await conn_a.connect()
-        await conn_b.connect()
+        insts = [await start_target(parse_config(cfg), reg, "g", "b", False)]
+        conns = [make_connector(insts[0], aux=False)]
+        streams: list[PacedStream] = []
+        if paced:
+            from bench_console import flood_corpus
+
+            flood = flood_corpus(2_000_000)
+            assert flood, "no recorded flood (needs QEMU once)"
+            flood_views = []
+            for i in range(paced):
+                wd = d / f"paced{i}"
+                wd.mkdir()
+                stream = PacedStream(flood, rate * 1024, offset=i * 99_991)
+                streams.append(stream)
+                fake = Instance(name=f"paced{i}", wd=wd, handles=None)
+                flood_views.append(ConsoleView(fake, "com1", PacedConnector(stream)))  # type: ignore[arg-type]
+        else:
+            insts.append(await start_target(parse_config(cfg), reg, "g", "a", False))
+            conns.append(make_connector(insts[1], aux=False))
+        for c in conns:
+            await c.connect()
+        if not paced:
+            flood_views = [ConsoleView(insts[1], "com1", conns[1])]  # type: ignore[arg-type]
+        type_view = ConsoleView(insts[0], "com1", conns[0])  # type: ignore[arg-type]
         out: dict[str, object] = {}
         try:
-            app = LatencyApp(a, conn_a, b, conn_b)
+            app = LatencyApp(flood_views, type_view)
             rnd = random.Random(seed)
-            async with app.run_test(size=size) as pilot:
-                while app.type_view.state != "ATTACHED" or app.flood_view.state != "ATTACHED":
+            async with app.run_test(size=size):
+                while any(v.state != "ATTACHED" for v in [*flood_views, type_view]):
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(0.5)
-                out["idle"] = await measure(app, pilot, max(30, keys // 4), rnd)
-                fv = app.flood_view
+                out["idle"] = await measure(app, max(30, keys // 4), rnd)
                 rss0 = rss_mib()
-                fed0, t0 = fv.terminal.bytes_fed, time.perf_counter()
-                fv.send(b"\x06")
+                fed0 = [v.terminal.bytes_fed for v in flood_views]
+                t0, c0 = time.perf_counter(), time.process_time()
+                if paced:
+                    for s in streams:
+                        s.running.set()
+                else:
+                    flood_views[0].send(b"\x06")
                 await asyncio.sleep(1.0)
-                out["flood"] = await measure(app, pilot, keys, rnd)
+                out["flood"] = await measure(app, keys, rnd)
                 dt = time.perf_counter() - t0
-                out["rate"] = (fv.terminal.bytes_fed - fed0) / dt
-                out["skipped"] = fv.skipped_bytes
+                out["cpu"] = (time.process_time() - c0) / dt
+                out["load"] = os.getloadavg()[0]
+                out["rate"] = [
+                    (v.terminal.bytes_fed - f) / dt for v, f in zip(flood_views, fed0, strict=True)
+                ]
+                out["skipped"] = sum(v.skipped_bytes for v in flood_views)
                 out["rss"] = rss_mib() - rss0
-                out["hist"] = len(fv.terminal.screen.history)
-                out["paints"] = fv.paints
-                fv.send(b"x")  # any byte ends the flood
-                await asyncio.sleep(0.2)
+                out["hist"] = sum(len(v.terminal.screen.history) for v in flood_views)
+                if not paced:
+                    flood_views[0].send(b"x")  # any byte ends the flood
+                    await asyncio.sleep(0.2)
         finally:
-            for conn in (conn_a, conn_b):
-                await conn.close()
-            for inst in (a, b):
+            for c in conns:
+                await c.close()
+            for inst in insts:
                 await stop_instance(reg, inst)
         return out
 
@@ -177,31 +264,34 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=300)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--size", default="200x50")
+    ap.add_argument("--paced", type=int, default=0, help="N recorded floods instead of a guest")
+    ap.add_argument("--rate", type=float, default=350.0, help="KiB/s per paced flood")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
+    what = f"{args.paced} paced floods at {args.rate:.0f} KiB/s" if args.paced else "1 QEMU flood"
     print(
-        f"# {time.strftime('%Y-%m-%d %H:%M %Z')}, nproc {os.cpu_count()}, {args.size}, "
-        f"{args.keys} keys/run while flooding, {args.runs} runs"
+        f"# {time.strftime('%Y-%m-%d %H:%M %Z')}, nproc {os.cpu_count()}, {args.size}, {what}, "
+        f"{args.keys} keys/run, {args.runs} runs"
     )
     print(
         "| run | idle p50 / p99 ms | flooding p50 / p95 / p99 / max ms | samples | "
-        "flood parsed KiB/s | skipped bytes | RSS growth MiB | scrollback lines |"
+        "KiB/s parsed per flooding console | skipped bytes | RSS growth MiB | "
+        "scrollback lines | CPU share | load avg |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    p99s = []
-    p50s = []
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    p99s, p50s = [], []
     for r in range(args.runs):
-        o = asyncio.run(run_once(args.keys, (w, h), seed=r))
-        idle, flood = o["idle"], o["flood"]
-        assert isinstance(idle, list) and isinstance(flood, list)
+        o = asyncio.run(run_once(args.keys, (w, h), r, args.paced, args.rate))
+        idle, flood, rates = o["idle"], o["flood"], o["rate"]
+        assert isinstance(idle, list) and isinstance(flood, list) and isinstance(rates, list)
         p99s.append(pct(flood, 99))
         p50s.append(pct(flood, 50))
+        rate_s = "/".join(f"{x / 1024:.0f}" for x in rates)
         print(
             f"| {r + 1} | {pct(idle, 50):.1f} / {pct(idle, 99):.1f} | "
             f"{pct(flood, 50):.1f} / {pct(flood, 95):.1f} / {pct(flood, 99):.1f} / "
-            f"{max(flood, default=float('nan')):.1f} | {len(flood)}/{args.keys} | "
-            f"{o['rate'] / 1024:.0f} | "  # type: ignore[operator]
-            f"{o['skipped']} | {o['rss']:.1f} | {o['hist']} |",
+            f"{max(flood, default=float('nan')):.1f} | {len(flood)}/{args.keys} | {rate_s} | "
+            f"{o['skipped']} | {o['rss']:.1f} | {o['hist']} | {o['cpu']:.2f} | {o['load']:.1f} |",
             flush=True,
         )
     print(
