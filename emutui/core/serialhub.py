@@ -58,7 +58,9 @@ class HubSpec:
     emulator_start: int | None = None
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self)))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, path: Path) -> HubSpec:
@@ -244,6 +246,7 @@ def spawn(spec: HubSpec, wd: Path) -> tuple[int, int | None]:
             cwd=wd,
             start_new_session=True,
             close_fds=True,
+            umask=0o077,
         )
     finally:
         os.close(log)

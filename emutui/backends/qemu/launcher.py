@@ -113,6 +113,7 @@ def spawn(cmd: list[str], wd: Path) -> subprocess.Popen[bytes]:
             cwd=wd,
             start_new_session=True,
             close_fds=True,
+            umask=0o077,  # QEMU's sockets and files: owner only
         )
     except OSError as e:
         raise BackendError(f"cannot run {cmd[0]}: {e.strerror}") from e
