@@ -99,6 +99,17 @@ class EmutuiApp(App[None]):
         raise LookupError("main screen not mounted")
 
     def on_mount(self) -> None:
+        if not self.is_headless:
+            # A closed terminal or a kill still ends the app normally, so the
+            # demo's teardown (after run() returns) stops what it started.
+            import signal
+
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, self.exit)
+                except (NotImplementedError, RuntimeError):
+                    pass
         self.rescan()
         if self.auto_rescan:
             self.set_interval(RESCAN_PERIOD, self.rescan)

@@ -185,9 +185,7 @@ class MainScreen(Screen[None]):
             else:
                 tabs.hide_tab(pane_id)
         usable = link if link is not None and link.conn is not None else None
-        await self.query_one(ConsolePane).show(
-            link if link and link.inst.alive() else None, force=force
-        )
+        await self.query_one(ConsolePane).show(link, force=force)
         self.query_one(EventsPane).show(link)
         self.query_one(PropsPane).show(usable)
         self.query_one(MemoryPane).show(usable)

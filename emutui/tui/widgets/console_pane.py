@@ -137,6 +137,10 @@ class ConsolePane(Vertical):
 
     async def show(self, link: InstanceLink | None, force: bool = False) -> None:
         """Tabs for ``link``'s serial channels; kept as they are if nothing changed."""
+        # Consoles are built once the connector exists (or the instance is dead:
+        # then they show the log only), not once before and again after connecting.
+        if link is not None and link.conn is None and link.inst.alive():
+            return
         key = (link.name, id(link.conn)) if link else None
         if key == self._shown and not force:
             return

@@ -41,9 +41,7 @@ ERROR = "⇐ error"
 
 
 def event_time(ts: float, frozen: bool = False) -> str:
-    if frozen:
-        return "00:00:00.000"
-    lt = time.localtime(ts)
+    lt = time.gmtime(ts) if frozen else time.localtime(ts)  # frozen: snapshots in any TZ
     return f"{lt.tm_hour:02d}:{lt.tm_min:02d}:{lt.tm_sec:02d}.{int(ts * 1000) % 1000:03d}"
 
 

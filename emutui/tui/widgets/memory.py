@@ -48,7 +48,7 @@ class MemoryPane(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="mem-bar"):
-            yield Select[str]([], prompt="region", id="mem-region", allow_blank=True)
+            yield Select[str]([], prompt="region", id="mem-region", allow_blank=True, compact=True)
             yield Static("", id="mem-info")
         yield HexView(id="hexview")
         yield Static("", id="mem-status", classes="status-line")
@@ -111,8 +111,8 @@ class MemoryPane(Vertical):
         self.query_one("#mem-info", Static).update(
             f"0x{region.base:x}  {_size(region.size)}  {rw}{width}  {region.description}"
         )
-        if region.access_width > 1 and self.hex.word_size < region.access_width:
-            self.hex.word_size = region.access_width
+        # MMIO: one register per group; RAM: bytes with the ASCII column.
+        self.hex.word_size = region.access_width if region.access_width > 1 else 1
         self._update_status()
 
     @on(HexView.CursorMoved)

@@ -1,0 +1,126 @@
+"""SVG snapshots of every pane at 80x24 and 120x40, on fake instances (tests/tui/fakes.py).
+
+The first run (or a deliberate change of look) needs ``pytest --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from emutui.tui.widgets.console_pane import ConsoleWidget
+from emutui.tui.widgets.hexview import HexView
+from emutui.tui.widgets.memory import MemoryPane
+from emutui.tui.widgets.props import PropsPane
+from tests.tui.helpers import until
+from tests.tui.snapshot_app import build_app
+
+SIZES = [(80, 24), (120, 40)]
+
+
+async def ready(pilot: Pilot) -> None:
+    app = pilot.app
+    await until(
+        pilot,
+        lambda: len(app.links) == 4 and all(link.conn for link in app.links.values()),
+        what="links",
+    )
+    await until(pilot, lambda: app.screen.current is not None, what="selection")
+    # The console replays its log and attaches after its first layout; its
+    # scrollbar comes and goes until then.
+    await until(
+        pilot,
+        lambda: all(
+            getattr(v, "state", "ATTACHED") == "ATTACHED" for v in app.screen.query(ConsoleWidget)
+        ),
+        what="console attached",
+    )
+    await pilot.pause(0.3)
+
+
+async def show_console(pilot: Pilot) -> None:
+    await ready(pilot)
+    await pilot.press("2")
+    await pilot.pause(0.5)
+
+
+async def show_events(pilot: Pilot) -> None:
+    await ready(pilot)
+    await pilot.press("3")
+    await until(pilot, lambda: len(pilot.app.screen.query_one("EventsPane").list.items) >= 6)
+    await pilot.press("up", "enter")
+    await pilot.pause(0.3)
+
+
+async def show_props(pilot: Pilot) -> None:
+    await ready(pilot)
+    await pilot.press("4")
+    props = pilot.app.screen.query_one(PropsPane)
+    worker = props.jump("/machine/peripheral/edu0.type")
+    await worker.wait()
+    await until(pilot, lambda: worker.result is not None and worker.result.data.has_value)
+    await pilot.pause(0.3)
+
+
+async def show_memory(pilot: Pilot) -> None:
+    await ready(pilot)
+    await pilot.press("5")
+    mem = pilot.app.screen.query_one(MemoryPane)
+    await until(pilot, lambda: len(mem.regions) == 2, what="regions")
+    mem.select_region("ram")
+    hv = pilot.app.screen.query_one(HexView)
+    await until(pilot, lambda: hv.mem_region is not None and hv.mem_region.name == "ram")
+    await hv.wait_loaded()
+    await pilot.press("pagedown")
+    await hv.wait_loaded()
+    await pilot.pause(0.3)
+
+
+async def show_mmio(pilot: Pilot) -> None:
+    await ready(pilot)
+    await pilot.press("5")
+    mem = pilot.app.screen.query_one(MemoryPane)
+    await until(pilot, lambda: len(mem.regions) == 2, what="regions")
+    hv = pilot.app.screen.query_one(HexView)
+    await until(pilot, lambda: hv.mem_region is not None)
+    await hv.wait_loaded()
+    await pilot.pause(0.3)
+
+
+async def show_help(pilot: Pilot) -> None:
+    await ready(pilot)
+    await pilot.press("question_mark")
+    await pilot.pause(0.3)
+
+
+async def show_confirm(pilot: Pilot) -> None:
+    await ready(pilot)
+    await pilot.press("x")
+    await pilot.pause(0.3)
+
+
+PANES = {
+    "instances": ready,
+    "console": show_console,
+    "events": show_events,
+    "props": show_props,
+    "memory": show_memory,
+    "mmio": show_mmio,
+    "help": show_help,
+    "confirm": show_confirm,
+}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("pane", list(PANES))
+def test_pane(pane: str, size: tuple[int, int], snap_compare, tmp_path: Path) -> None:
+    assert snap_compare(build_app(tmp_path), terminal_size=size, run_before=PANES[pane])
+
+
+@pytest.mark.parametrize("theme", ["light", "high-contrast"])
+def test_theme(theme: str, snap_compare, tmp_path: Path) -> None:
+    assert snap_compare(
+        build_app(tmp_path, theme=theme), terminal_size=(120, 40), run_before=show_memory
+    )
