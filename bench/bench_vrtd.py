@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -214,6 +215,7 @@ def main() -> int:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+        shutil.rmtree(d, ignore_errors=True)
     cpu = "?"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
