@@ -17,7 +17,7 @@ from emutui.backends.base import SocketSerial
 from emutui.control import make_connector
 from emutui.core.errors import BusyError
 from emutui.core.instance import Instance
-from emutui.tui.widgets.console import ConsoleView, key_to_bytes
+from emutui.tui.widgets.console import ConsoleView, drop_overlap, key_to_bytes
 from tests.conftest import needs_qemu
 
 
@@ -181,6 +181,10 @@ async def test_keys_paste_and_leave_with_a_scripted_guest(tmp_path: Path) -> Non
         stream.incoming.put_nowait(b"\x1b]0;pwned\x07\x1b]52;c;aGk=\x1b\\ok")
         await wait_until(pilot, lambda: "ok" in rendered(view)[4])
         assert not any("pwned" in ln or "aGk" in ln for ln in rendered(view))
+        # Copy goes out through Textual (emutui's own OSC 52), with what is on screen.
+        copied = view.copy_text()
+        assert app.clipboard == copied
+        assert "RED" in copied and "at53ok" in copied
         sent_before = len(stream.sent)
         await pilot.press("ctrl+right_square_bracket")
         await wait_until(pilot, lambda: app.left == 1)
@@ -238,3 +242,14 @@ async def test_scrollback_view_keeps_its_place_while_output_continues(tmp_path: 
         await pilot.press("x")
         await wait_until(pilot, lambda: any("more 299" in ln for ln in rendered(view)))
         assert stream.sent.endswith(b"x")
+
+
+def test_drop_overlap_between_log_tail_and_socket() -> None:
+    log_gap = b"".join(b"flood %08d 0123456789\r\n" % i for i in range(1000))
+    # The socket connected in the middle of line 400: its first bytes repeat the log's.
+    cut = log_gap.index(b"flood 00000400") + 7
+    sock = log_gap[cut:] + b"new bytes"
+    assert drop_overlap(log_gap, sock) == b"new bytes"
+    assert drop_overlap(log_gap, b"unrelated") == b"unrelated"
+    assert drop_overlap(b"abc", b"c-then") == b"-then"
+    assert drop_overlap(b"", b"x") == b"x"

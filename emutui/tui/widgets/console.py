@@ -339,12 +339,7 @@ class ConsoleView(ScrollView, can_focus=True):
             if not more:
                 break
             buf += more
-        data = bytes(buf)
-        for p in range(len(gap)):
-            k = len(gap) - p
-            if data[:k] == gap[p:]:
-                return data[k:]
-        return data
+        return drop_overlap(gap, bytes(buf))
 
     async def _replay(self, data: bytes) -> None:
         if not data:
@@ -743,6 +738,25 @@ class ConsoleView(ScrollView, can_focus=True):
 
     def action_copy(self) -> None:
         self.copy_text()
+
+
+def drop_overlap(gap: bytes, data: bytes) -> bytes:
+    """``data`` without its longest prefix that is also a suffix of ``gap``.
+
+    Candidates are found with ``bytes.find`` on a short probe, so a large gap costs
+    a few C-level scans, not a quadratic walk."""
+    probe = data[:32]
+    if len(probe) == 32:
+        p = gap.find(probe)
+        while p != -1:
+            k = len(gap) - p
+            if k <= len(data) and data[:k] == gap[p:]:
+                return data[k:]
+            p = gap.find(probe, p + 1)
+    for k in range(min(31, len(gap), len(data)), 0, -1):
+        if gap[-k:] == data[:k]:
+            return data[k:]
+    return data
 
 
 def _file_size(path: Path) -> int:
