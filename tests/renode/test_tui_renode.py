@@ -34,8 +34,16 @@ async def test_all_panes(board: Instance, registry: Registry, renode_config: Con
         await until(pilot, lambda: pane.active_view() is not None, what="console tab")
         await pilot.press("enter")
         view = pane.active_view()
+        assert view is not None
+        # Keys typed before the socket terminal is attached are dropped by design.
+        await until(pilot, lambda: view.state == "ATTACHED", what="console attached")
         await pilot.press(*"hello tui", "enter")
-        await until(pilot, lambda: "hello tui" in widget_text(view), what="echo on screen")
+        try:
+            await until(pilot, lambda: "hello tui" in widget_text(view), what="echo on screen")
+        except AssertionError:
+            print("SCREEN", widget_text(view)[-500:], "STATE", view.state)
+            print("LOG", board.serial_log("uart0").read_bytes()[-300:])
+            raise
         await pilot.press("ctrl+right_square_bracket")
         await pilot.press("1", "p")
         await until(
@@ -63,5 +71,5 @@ async def test_all_panes(board: Instance, registry: Registry, renode_config: Con
         await until(pilot, lambda: hv.mem_region is not None, what="region selected")
         hv.word_size = 1
         await hv.wait_loaded()
-        await pilot.pause()
-        assert hv.row_text(0).startswith("00000000  00000000")
+        # The data register reads 0 (the row shows dots until the page is painted).
+        await until(pilot, lambda: hv.row_text(0).startswith("00000000  00"), what="hex row")

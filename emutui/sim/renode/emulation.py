@@ -179,6 +179,7 @@ class PL011(Peripheral):
     def __init__(self, machine: Machine, name: str, options: dict[str, str]) -> None:
         self.outputs: list[Callable[[bytes], None]] = []
         self.rx_pending = bytearray()
+        self.line_open_since = 0.0  # when an unfinished input line was last typed into
         self.tx_lines: list[str] = []  # completed lines, for terminal testers
         self.tx_partial = ""
         self.baud = 115200
@@ -713,8 +714,14 @@ class Emulation:
                 u.rx_pending.clear()
                 # Echo as a line-oriented shell does: CR becomes CRLF.
                 u.transmit(data.replace(b"\r", b"\r\n"))
+                tail = data.replace(b"\n", b"\r").rsplit(b"\r", 1)
+                u.line_open_since = time.monotonic() if tail[-1] else 0.0
         now = time.monotonic()
-        if now >= m.next_tick:
+        # Like a shell that prints asynchronous messages only between input
+        # lines: no tick in the middle of a line being typed (for 10 s at most).
+        since = uarts[0].line_open_since
+        typing = since > 0.0 and now - since < 10.0
+        if now >= m.next_tick and not typing:
             m.ticks += 1
             m.next_tick = now + TICK_SECONDS
             uarts[0].transmit(f"tick {m.ticks}\r\n".encode())
