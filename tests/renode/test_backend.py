@@ -357,3 +357,32 @@ async def test_elf_and_pty_terminal(tmp_path: Path, standin: Path, registry: Reg
     finally:
         await stop_instance(registry, inst)
     assert not (inst.wd / "pty-uart0").exists()
+
+
+async def test_stopped_renode_is_busy_and_still_stoppable(board: Instance) -> None:
+    from emutui.core.errors import BusyError
+
+    assert board.handles is not None and board.handles.pid is not None
+    pid = board.handles.pid
+    conn = RenodeConnector(board)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(BusyError, match="SIGSTOP"):
+            await conn.status()
+        await conn.stop()  # SIGCONT, then SIGINT: no robot call that would hang
+        assert pid_gone(pid)
+    finally:
+        if not pid_gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def test_path_the_monitor_cannot_take(tmp_path: Path, standin: Path) -> None:
+    spaced = tmp_path / "my board.repl"
+    spaced.write_text("")
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    t = TargetConfig("s", "renode", {"binary": str(standin), "platform": str(spaced)})
+    assert BACKEND.start is not None
+    with pytest.raises(ConfigError, match="cannot take this path"):
+        await BACKEND.start(t, wd, "s", False)
+    assert not (wd / "renode.pid").exists()  # nothing was started

@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 from emutui.backends.base import BaseConnector, SerialStream, SocketSerial
 from emutui.backends.renode import launcher, monitor
 from emutui.backends.renode.robot import KeywordFailed, RobotClient
+from emutui.core import proc
 from emutui.core.errors import (
     BackendError,
+    BusyError,
     DisconnectedError,
     InstanceDeadError,
     NotFoundError,
@@ -106,6 +108,7 @@ class RenodeConnector(BaseConnector):
     # ------------------------------------------------------------------ plumbing
 
     async def _exec(self, command: str) -> str:
+        self._check_not_stopped()  # else the call would hang until its timeout
         try:
             return await self.client.execute(command)
         except DisconnectedError as e:
@@ -135,9 +138,15 @@ class RenodeConnector(BaseConnector):
             return "/"
         return "/" + monitor_name.removeprefix(ROOT + ".").replace(".", "/")
 
+    def _check_not_stopped(self) -> None:
+        pid = self.instance.pid
+        if pid and proc.is_stopped(pid):
+            raise BusyError(f"{self.name}: Renode process is stopped (SIGSTOP); it cannot answer")
+
     async def connect(self) -> None:
         if not self.instance.alive():
             raise InstanceDeadError(f"{self.name}: Renode is not running")
+        self._check_not_stopped()
         await self._exec("emulation IsStarted")  # the first call, retried once by the client
 
     async def close(self) -> None:

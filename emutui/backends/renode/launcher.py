@@ -170,18 +170,28 @@ async def create_socket_terminal(client: RobotClient, name: str, attempts: int =
     raise BackendError(f"Renode could not find a free port for terminal {name!r}")
 
 
+def monitor_path(path: Path) -> str:
+    """A path as a Monitor ``@path`` argument (a token that ends at whitespace)."""
+    text = str(path)
+    if any(ch.isspace() or ch in '";#' for ch in text):
+        raise ConfigError(
+            f"Renode's Monitor cannot take this path (whitespace, quote, ';' or '#'): {text}"
+        )
+    return f"@{text}"
+
+
 async def build_machine(
     client: RobotClient, target: TargetConfig, wd: Path, name: str, paused: bool
 ) -> dict[str, Channel]:
-    await _checked(client, f"logFile @{wd / LOG_FILE} true")
+    await _checked(client, f"logFile {monitor_path(wd / LOG_FILE)} true")
     platform = target.path_opt("platform")
     script = target.path_opt("script")
     machine = target.str_opt("machine") or name
     if platform is not None:
         await _checked(client, f'mach create "{machine}"')
-        await _checked(client, f"machine LoadPlatformDescription @{platform}")
+        await _checked(client, f"machine LoadPlatformDescription {monitor_path(platform)}")
     elif script is not None:
-        await _checked(client, f"include @{script}")
+        await _checked(client, f"include {monitor_path(script)}")
     channels: dict[str, Channel] = {}
     pty = target.str_opt("terminal", default="socket") == "pty"
     for uart in target.list_opt("uarts"):
@@ -189,7 +199,7 @@ async def build_machine(
         log = wd / f"serial-{ch}.log"
         # The file backend is Renode's own "nothing lost while nobody watches":
         # every byte the UART sends, flushed at once, whether or not a client is attached.
-        await _checked(client, f"{uart} CreateFileBackend @{log} true")
+        await _checked(client, f"{uart} CreateFileBackend {monitor_path(log)} true")
         if pty:
             path = wd / f"pty-{ch}"
             await _checked(client, f'emulation CreateUartPtyTerminal "{ch}" "{path}" true')
@@ -202,7 +212,7 @@ async def build_machine(
         await _checked(client, f"connector Connect {uart} {ch}")
     elf = target.path_opt("elf")
     if elf is not None:
-        await _checked(client, f"sysbus LoadELF @{elf}")
+        await _checked(client, f"sysbus LoadELF {monitor_path(elf)}")
     for cmd in target.list_opt("commands"):
         await _checked(client, cmd)
     if paused:
@@ -216,6 +226,10 @@ async def build_machine(
 async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Handles:
     binary = resolve_binary(target.str_opt("binary", default="renode") or "renode")
     timeout = float(target.int_opt("start_timeout", default=60) or 60)
+    # Fail before spawning anything if a path cannot be written as a Monitor argument.
+    for p in (wd, target.path_opt("platform"), target.path_opt("script"), target.path_opt("elf")):
+        if p is not None:
+            monitor_path(p)
     tmp = wd / "tmp"
     tmp.mkdir(mode=0o700, exist_ok=True)
     cmd = [
@@ -308,7 +322,7 @@ async def shutdown(
 
     if not proc.is_alive(pid, pid_start):
         return
-    if port is not None:
+    if port is not None and not proc.is_stopped(pid):  # a stopped process cannot answer
         try:
             await RobotClient(host, port, timeout=3.0).call("stop_remote_server")
         except EmutuiError:
