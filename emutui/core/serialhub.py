@@ -44,7 +44,7 @@ HUB_LOG = "serialhub.log"
 @dataclass
 class PortSpec:
     channel: str
-    upstream: str  # the emulator's socket (unix path)
+    upstream: str  # the emulator's socket: a unix path, or "tcp:HOST:PORT"
     listen: str  # the hub's socket for clients
     log: str
 
@@ -112,6 +112,10 @@ class Port:
         deadline = time.monotonic() + UPSTREAM_CONNECT_TIMEOUT
         while True:
             try:
+                if self.spec.upstream.startswith("tcp:"):
+                    # Renode's UART socket terminals are TCP ("tcp:HOST:PORT").
+                    host, _, port = self.spec.upstream[4:].rpartition(":")
+                    return await asyncio.open_connection(host, int(port), limit=1 << 20)
                 return await asyncio.open_unix_connection(self.spec.upstream, limit=1 << 20)
             except (FileNotFoundError, ConnectionRefusedError):
                 if time.monotonic() > deadline:
