@@ -90,16 +90,24 @@ async def probe_status(inst: Instance, timeout: float = 2.0) -> InstanceStatus:
 
 
 async def stop_instance(registry: Registry, inst: Instance) -> None:
-    """Stop a live instance and remove its directory; a dead one is just cleaned."""
-    with inst.lock():
-        if inst.handles is not None and inst.alive() and not inst.is_daemon:
-            conn = make_connector(inst, aux=True)
-            await conn.stop()
-        elif inst.handles is not None and inst.handles.pid and not inst.is_daemon:
-            from emutui.core import proc, serialhub
+    """Stop a live instance and remove its directory; a dead one is just cleaned.
 
-            proc.terminate(inst.handles.pid, inst.handles.pid_start)
-            serialhub.stop_helpers(inst.handles)
+    An attached daemon is only detached: a real vrtd is never touched, while a
+    simulator emutui itself started (the demo's) is ended with it.
+    """
+    from emutui.core import proc, serialhub
+
+    with inst.lock():
+        h = inst.handles
+        if h is not None and inst.is_daemon:
+            sim_pid, sim_start = h.options.get("sim_pid"), h.options.get("sim_pid_start")
+            if h.simulated and isinstance(sim_pid, int):
+                proc.terminate(sim_pid, sim_start if isinstance(sim_start, int) else None)
+        elif h is not None and inst.alive():
+            await make_connector(inst, aux=True).stop()
+        elif h is not None and h.pid:
+            proc.terminate(h.pid, h.pid_start)
+            serialhub.stop_helpers(h)
     registry.remove(inst)
 
 

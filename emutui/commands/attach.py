@@ -156,13 +156,9 @@ async def start_simulated_card(
 
 def stop_simulated_card(reg: Registry, inst: Instance) -> None:
     """End a simulator started by ``start_simulated_card`` and forget the instance."""
-    from emutui.core import proc
+    from emutui.control import stop_instance
 
-    h = inst.handles
-    if h is not None and h.simulated and isinstance(h.options.get("sim_pid"), int):
-        start = h.options.get("sim_pid_start")
-        proc.terminate(h.options["sim_pid"], start if isinstance(start, int) else None)
-    reg.remove(inst)
+    asyncio.run(stop_instance(reg, inst))
 
 
 def _existing(reg: Registry, name: str) -> Instance | None:
@@ -229,8 +225,7 @@ def cmd_detach(args: argparse.Namespace) -> int:
         raise EmutuiError(
             f"{args.name} is not an attached daemon ({inst.backend}); use 'emutui stop {args.name}'"
         )
-    with inst.lock():
-        # a simulator emutui itself started is ended; a real daemon is never touched
-        stop_simulated_card(reg, inst)
+    # a simulator emutui itself started is ended; a real daemon is never touched
+    stop_simulated_card(reg, inst)
     print(f"detached {args.name}")
     return 0

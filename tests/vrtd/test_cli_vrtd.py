@@ -149,3 +149,22 @@ async def test_simulated_card_for_the_demo(state_dir: Path) -> None:
     assert r.rc == 0
     assert proc.wait_gone(pid, None, 10)
     assert not (state_dir / "v80-sim").exists()
+
+
+def test_stop_on_a_daemon_detaches_and_ends_only_our_simulator(tmp_path):
+    """`emutui stop` on an attached daemon: forget it; end the simulator only if emutui
+    started it (the demo's), never a daemon someone else runs."""
+    import asyncio
+
+    from emutui.commands.attach import start_simulated_card
+    from emutui.control import stop_instance
+    from emutui.core import proc
+    from emutui.core.registry import Registry
+
+    reg = Registry(tmp_path / "st")
+    inst = asyncio.run(start_simulated_card(reg, "simcard"))
+    pid = inst.handles.options["sim_pid"]
+    assert proc.is_alive(pid, None)
+    asyncio.run(stop_instance(reg, inst))
+    assert proc.wait_gone(pid, None, 5)
+    assert not inst.wd.exists()
