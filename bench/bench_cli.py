@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emutui, lab, machine, summary  # noqa: E402
+from _common import emutui, lab, machine, summary
 
 
 def start_to_banner(env: dict[str, str], state: Path, name: str) -> float:

@@ -231,8 +231,9 @@ class QemuConnector(BaseConnector):
         # Events come from the peer: take what is well-formed, never raise.
         ts = msg.get("timestamp") if hasattr(msg, "get") else None
         try:
+            assert isinstance(ts, dict)
             t = float(ts.get("seconds", 0)) + float(ts.get("microseconds", 0)) / 1e6
-        except (AttributeError, TypeError, ValueError):
+        except (AssertionError, TypeError, ValueError):
             t = time.time()
         data = (msg.get("data") if hasattr(msg, "get") else None) or {}
         return Event(
