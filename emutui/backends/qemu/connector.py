@@ -230,11 +230,12 @@ class QemuConnector(BaseConnector):
     def _to_event(self, msg: Any) -> Event:
         # Events come from the peer: take what is well-formed, never raise.
         ts = msg.get("timestamp") if hasattr(msg, "get") else None
-        try:
-            assert isinstance(ts, dict)
-            t = float(ts.get("seconds", 0)) + float(ts.get("microseconds", 0)) / 1e6
-        except (AssertionError, TypeError, ValueError):
-            t = time.time()
+        t = time.time()
+        if isinstance(ts, dict):
+            try:
+                t = float(ts.get("seconds", 0)) + float(ts.get("microseconds", 0)) / 1e6
+            except (TypeError, ValueError):
+                pass
         data = (msg.get("data") if hasattr(msg, "get") else None) or {}
         return Event(
             name=str(msg.get("event", "?")),
