@@ -49,7 +49,9 @@ async def test_launch_records_handles(board: Instance) -> None:
     port_file = board.wd / "tmp" / f"renode-{h.pid}" / "robot_port"
     assert port_file.read_text() == str(h.channels["robot"].port)
     assert h.serial_channels() == ["uart0", "uart1"]
-    assert h.channels["uart0"].host == "127.0.0.1"
+    # UARTs: Renode's socket terminal on loopback, held by the serial hub.
+    assert h.channels["uart0"].kind == "unix"
+    assert (h.channels["uart0"].upstream or "").startswith("tcp:127.0.0.1:")
     assert "--robot-server-port" in h.command and "0" in h.command
     assert "stand-in" in (board.wd / "serial-uart0.log").read_text()
 
@@ -126,6 +128,42 @@ async def test_uart_echo(board: Instance) -> None:
             await conn.serial("uart7")
     # The file backend kept it, whether or not anyone was attached.
     await wait_for_file_text(board.serial_log("uart0"), b"hello renode\r\n")
+
+
+async def test_two_serial_clients_at_once(board: Instance) -> None:
+    """Renode's terminal serves one client; the hub lets the TUI and `term` share it."""
+    async with connected(board) as conn:
+        a = await conn.serial("uart0")
+        b = await conn.serial("uart0")
+        try:
+            await a.write(b"from a\r")
+            await read_until(a, b"from a\r\n")
+            await read_until(b, b"from a\r\n")
+            await b.write(b"from b\r")
+            await read_until(a, b"from b\r\n")
+        finally:
+            await a.close()
+            await b.close()
+
+
+async def test_killed_hub_is_restarted_without_loss(board: Instance) -> None:
+    assert board.handles is not None
+    hub_pid = board.handles.options["helpers"]["serialhub"][0]
+    os.kill(hub_pid, signal.SIGKILL)
+    for _ in range(500):
+        if pid_gone(hub_pid):
+            break
+        await asyncio.sleep(0.01)
+    async with connected(board) as conn:
+        await conn.write("uart0", 0, ord("Q").to_bytes(4, "little"))  # sent while no hub
+        stream = await conn.serial("uart0")  # restarts the hub
+        try:
+            await stream.write(b"back\r")
+            await read_until(stream, b"back\r\n")
+        finally:
+            await stream.close()
+    # Renode queued the byte sent while the hub was gone and delivered it on reconnect.
+    await wait_for_file_text(board.serial_log("uart0"), b"Q")
 
 
 async def test_pause_and_resume(board: Instance) -> None:
@@ -243,7 +281,9 @@ async def test_socket_terminal_port_in_use_is_retried(
     try:
         inst = await start_target(renode_config, registry, "board", "retry", paused=False)
         assert inst.handles is not None
-        assert inst.handles.channels["uart0"].port != taken.getsockname()[1]
+        upstream = inst.handles.channels["uart0"].upstream or ""
+        assert upstream.startswith("tcp:127.0.0.1:")
+        assert upstream != f"tcp:127.0.0.1:{taken.getsockname()[1]}"
         await stop_instance(registry, inst)
     finally:
         taken.close()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from emutui.backends.base import BaseConnector, SerialStream, SocketSerial
 from emutui.backends.renode import launcher, monitor
 from emutui.backends.renode.robot import KeywordFailed, RobotClient
-from emutui.core import proc
+from emutui.core import proc, serialhub
 from emutui.core.errors import (
     BackendError,
     BusyError,
@@ -188,6 +188,8 @@ class RenodeConnector(BaseConnector):
             h.pid_start,
             int(pgid) if isinstance(pgid, int) else None,
         )
+        # The hub ends by itself when Renode closes its terminals; make sure.
+        await asyncio.to_thread(serialhub.stop_helpers, h)
 
     async def command(self, line: str) -> Any:
         try:
@@ -338,6 +340,15 @@ class RenodeConnector(BaseConnector):
         if ch is None or ch.role != "serial":
             known = ", ".join(h.serial_channels()) or "none"
             raise NotFoundError(f"{self.name}: no serial channel {channel!r} (channels: {known})")
+        if ch.kind == "unix" and ch.path:
+            try:
+                return await SocketSerial.open_unix(ch.path)
+            except DisconnectedError:
+                # The serial hub died (killed, OOM): bring it back, then attach.
+                # Renode queued what the UART sent meanwhile, so nothing is lost.
+                if not await serialhub.ensure_hub(h, self.instance.wd):
+                    raise
+                return await SocketSerial.open_unix(ch.path)
         if ch.kind == "tcp" and ch.port is not None:
             return await SocketSerial.open_tcp(ch.host or "127.0.0.1", ch.port)
         if ch.kind == "pty" and ch.path:

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from emutui.backends.renode import monitor
 from emutui.backends.renode.robot import KeywordFailed, RobotClient
-from emutui.core import proc
+from emutui.core import proc, serialhub
 from emutui.core.errors import BackendError, ConfigError, DisconnectedError, EmutuiError
 from emutui.core.handles import Channel, Handles
+from emutui.core.paths import socket_path
 from emutui.core.targets import TargetConfig
 
 KEYS = {
@@ -159,10 +160,13 @@ async def _checked(client: RobotClient, command: str) -> str:
 async def create_socket_terminal(client: RobotClient, name: str, attempts: int = 8) -> int:
     for _ in range(attempts):
         port = free_port()
-        # telnetMode false: raw bytes; flushOnConnect true: the serial log file
-        # keeps the history, so a client should not get it a second time.
+        # telnetMode false: raw bytes. flushOnConnect false: what the UART sent
+        # before the serial hub connected (or while a restarted hub was away)
+        # is queued by Renode and delivered when it connects.
         try:
-            await client.execute(f'emulation CreateServerSocketTerminal {port} "{name}" false true')
+            await client.execute(
+                f'emulation CreateServerSocketTerminal {port} "{name}" false false'
+            )
             return port
         except KeywordFailed as e:
             if "AddressAlreadyInUse" not in e.error:
@@ -181,8 +185,9 @@ def monitor_path(path: Path) -> str:
 
 
 async def build_machine(
-    client: RobotClient, target: TargetConfig, wd: Path, name: str, paused: bool
+    client: RobotClient, target: TargetConfig, wd: Path, name: str
 ) -> dict[str, Channel]:
+    """The machine, its UART terminals and firmware, not yet started."""
     await _checked(client, f"logFile {monitor_path(wd / LOG_FILE)} true")
     platform = target.path_opt("platform")
     script = target.path_opt("script")
@@ -197,17 +202,23 @@ async def build_machine(
     for uart in target.list_opt("uarts"):
         ch = uart_channel_name(uart)
         log = wd / f"serial-{ch}.log"
-        # The file backend is Renode's own "nothing lost while nobody watches":
-        # every byte the UART sends, flushed at once, whether or not a client is attached.
-        await _checked(client, f"{uart} CreateFileBackend {monitor_path(log)} true")
         if pty:
+            # No hub on a pty: Renode's own file backend keeps everything the
+            # UART sends, flushed at once, whether or not a client is attached.
+            await _checked(client, f"{uart} CreateFileBackend {monitor_path(log)} true")
             path = wd / f"pty-{ch}"
             await _checked(client, f'emulation CreateUartPtyTerminal "{ch}" "{path}" true')
             channels[ch] = Channel(role="serial", kind="pty", path=str(path), log=str(log))
         else:
+            # A socket terminal serves one client: the serial hub, which logs
+            # with rotation and fans out to any number of emutui clients.
             port = await create_socket_terminal(client, ch)
             channels[ch] = Channel(
-                role="serial", kind="tcp", host="127.0.0.1", port=port, log=str(log)
+                role="serial",
+                kind="unix",
+                path=str(socket_path(wd, f"serial-{ch}.sock")),
+                log=str(log),
+                upstream=f"tcp:127.0.0.1:{port}",
             )
         await _checked(client, f"connector Connect {uart} {ch}")
     elf = target.path_opt("elf")
@@ -215,12 +226,15 @@ async def build_machine(
         await _checked(client, f"sysbus LoadELF {monitor_path(elf)}")
     for cmd in target.list_opt("commands"):
         await _checked(client, cmd)
+    return channels
+
+
+async def run_or_hold(client: RobotClient, paused: bool) -> None:
     if paused:
         if monitor.parse_scalar(await _checked(client, "emulation IsStarted")) is True:
             await _checked(client, "pause")  # a .resc that ends in ``start``
     else:
         await _checked(client, "start")
-    return channels
 
 
 async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Handles:
@@ -261,35 +275,41 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
             raise BackendError(f"cannot run {binary}: {e.strerror or e}") from e
     _children.append(child)
     pid: int | None = None
+    handles: Handles | None = None
     try:
         pid, port = await wait_for_port(wd, child, timeout)
         client = RobotClient("127.0.0.1", port, label=name)
         version = monitor.clean(await client.execute("version"))  # the first call: retried once
-        channels = await build_machine(client, target, wd, name, paused)
+        channels = await build_machine(client, target, wd, name)
+        simulated = target.bool_opt("simulated", default=False) or STANDIN_MARK in version
+        handles = Handles(
+            name=name,
+            backend="renode",
+            target=target.name,
+            pid=pid,
+            pid_start=proc.start_time(pid),
+            command=cmd,
+            channels={
+                "robot": Channel(role="robot", kind="tcp", host="127.0.0.1", port=port),
+                **channels,
+            },
+            simulated=simulated,
+            options={
+                "version": version,
+                "pgid": child.pid,  # the session we started: Renode and any wrapper around it
+                "log": str(wd / LOG_FILE),
+                "machine": target.str_opt("machine") or name,
+                "uarts": target.list_opt("uarts"),
+            },
+        )
+        # The hub holds every UART before the first instruction runs.
+        await serialhub.start_for(handles, wd)
+        await run_or_hold(client, paused)
     except BaseException:
+        if handles is not None:
+            serialhub.stop_helpers(handles)
         await _kill(child, pid)
         raise
-    simulated = target.bool_opt("simulated", default=False) or STANDIN_MARK in version
-    handles = Handles(
-        name=name,
-        backend="renode",
-        target=target.name,
-        pid=pid,
-        pid_start=proc.start_time(pid),
-        command=cmd,
-        channels={
-            "robot": Channel(role="robot", kind="tcp", host="127.0.0.1", port=port),
-            **channels,
-        },
-        simulated=simulated,
-        options={
-            "version": version,
-            "pgid": child.pid,  # the session we started: Renode and any wrapper around it
-            "log": str(wd / LOG_FILE),
-            "machine": target.str_opt("machine") or name,
-            "uarts": target.list_opt("uarts"),
-        },
-    )
     handles.save(wd)
     return handles
 
