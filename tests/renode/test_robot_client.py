@@ -364,3 +364,30 @@ def test_standin_telnet_monitor(tmp_path: Path, standin: Path) -> None:
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(30)
+
+
+def test_standin_uart_and_log_keywords(board: object) -> None:
+    """The Robot keywords renode-test uses, with Renode's named-argument syntax."""
+    from emutui.core.instance import Instance
+
+    assert isinstance(board, Instance) and board.handles is not None
+    port = board.handles.channels["robot"].port
+    rk = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/").run_keyword
+    assert rk("CreateTerminalTester", ["sysbus.uart1"]) == {"status": "PASS", "return": 0}
+    assert rk("CreateTerminalTester", ["sysbus.uart1"])["return"] == 0  # idempotent
+    assert rk("CreateTerminalTester", ["sysbus.uart0", "timeout=5"])["return"] == 1
+    two = rk("WriteLineToUart", ["hi there"])
+    assert two["status"] == "FAIL" and "more than one tester" in two["error"]
+    echoed = rk("WriteLineToUart", ["hi there", "testerId=0"])
+    assert echoed["status"] == "PASS" and echoed["return"]["Line"] == "hi there"
+    got = rk("WaitForLineOnUart", [r"tick (\d+)", "testerId=1", "treatAsRegex=true", "timeout=30"])
+    assert got["status"] == "PASS" and got["return"]["Groups"][0].isdigit()
+    missing = rk("WaitForLineOnUart", ["never printed", "testerId=0", "timeout=0.2"])
+    assert missing["status"] == "FAIL" and "Terminal tester failed!" in missing["error"]
+    assert rk("CreateLogTester", ["10"]) == {"status": "PASS"}
+    assert rk("ExecuteCommand", ["pause"])["status"] == "PASS"
+    entry = rk("WaitForLogEntry", ["Machine paused", "startEmulation=false"])
+    assert entry == {"status": "PASS", "return": "board: Machine paused."}
+    with pytest.raises(xmlrpc.client.Fault) as fault:  # SmartParser cannot convert: fault 2
+        rk("WaitForLogEntry", ["x", "timeout=notanumber"])
+    assert fault.value.faultCode == 2
