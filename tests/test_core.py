@@ -149,3 +149,40 @@ def test_package_guest_matches_tests_guest():
     here = Path(__file__).parent / "guest"
     for name in ("guest.S", "guest.ld"):
         assert (pkg / name).read_bytes() == (here / name).read_bytes()
+
+
+def test_config_lookup_order(tmp_path, monkeypatch):
+    from emutui.config import find_config
+
+    xdg = tmp_path / "xdg"
+    (xdg / "emutui").mkdir(parents=True)
+    (xdg / "emutui" / "emutui.toml").write_text("")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    monkeypatch.delenv("EMUTUI_CONFIG", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert find_config() == xdg / "emutui" / "emutui.toml"
+    (work / "emutui.toml").write_text("")
+    assert find_config() == work / "emutui.toml"
+    env = tmp_path / "env.toml"
+    env.write_text("")
+    monkeypatch.setenv("EMUTUI_CONFIG", str(env))
+    assert find_config() == env
+    explicit = tmp_path / "x.toml"
+    explicit.write_text("")
+    assert find_config(explicit) == explicit
+
+
+def test_logs_section_applies_to_every_target(tmp_path):
+    from emutui.config import parse_config
+
+    p = tmp_path / "c.toml"
+    p.write_text(
+        "[logs]\nmax_bytes = 8192\ngenerations = 5\n"
+        "[targets.a]\nbackend = 'qemu'\n"
+        "[targets.b]\nbackend = 'qemu'\nlog_max_bytes = 65536\n"
+    )
+    cfg = parse_config(p)
+    assert cfg.targets["a"].log_limits() == (8192, 5)
+    assert cfg.targets["b"].log_limits() == (65536, 5)

@@ -127,3 +127,17 @@ async def test_guest_exit_marks_dead(guest):
         await stream.close()
     assert proc.wait_gone(guest.pid, guest.handles.pid_start, 5)
     assert (await probe_status(guest)).state is InstanceState.DEAD
+
+
+async def test_reset_sends_reset_events(guest):
+    async with connected(guest, aux=False) as conn:
+        events = conn.events()
+        await conn.reset()
+        ev = await asyncio.wait_for(anext(events), 5)
+    assert ev.name == "RESET" and ev.data.get("reason") == "host-qmp-system-reset"
+    # the guest boots again: a second banner in the same log
+    for _ in range(100):
+        if guest.serial_log("com1").read_bytes().count(b"ready (COM1)") >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert guest.serial_log("com1").read_bytes().count(b"ready (COM1)") >= 2
