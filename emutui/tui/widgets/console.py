@@ -72,9 +72,14 @@ FPS = 60  # repaint cap for edits (echo, prompts); Textual's compositor caps at 
 # row, ~10-20 ms of compositor time at 100x50, so 60 of them would leave the event
 # loop no room for keys and the other panes. 20 fps of scrolling text reads fine.
 SCROLL_FPS = 20
+# While the user types into one console, flooding consoles elsewhere repaint at this
+# rate: a whole-view repaint in progress is what an echo otherwise waits behind.
+BACKGROUND_SCROLL_FPS = 5
+TYPING_HOLD = 0.5  # seconds after a typed key
+_typing_until = [0.0]  # shared by all consoles of the process
 # A change of virtual size costs a full layout of the screen (~20 ms at 200x50 here);
 # while following a growing scrollback, apply it at most this often.
-VSIZE_INTERVAL = 0.5
+VSIZE_INTERVAL = 2.0
 PARSE_BUDGET = 0.006  # seconds of parsing per slice before yielding to the loop
 PARSE_SLICE = 16 * 1024
 # Behind by more than this (the guest floods faster than we parse, or the loop was
@@ -223,6 +228,7 @@ class ConsoleView(ScrollView, can_focus=True):
         self._scrolling = False  # the last paint was a whole-view repaint
         self._last_vsize = 0.0
         self._vsize_pending = False
+        self._settle_handle: asyncio.TimerHandle | None = None
         self._last_lines = 0
         self._last_dropped = 0
         self._last_cursor: tuple[int, int] = (-1, -1)
@@ -243,7 +249,7 @@ class ConsoleView(ScrollView, can_focus=True):
         self.call_after_refresh(self._attach_serial)
 
     async def on_unmount(self) -> None:
-        for h in (self._paint_handle, self._pump_handle):
+        for h in (self._paint_handle, self._pump_handle, self._settle_handle):
             if h is not None:
                 h.cancel()
         stream, self._stream = self._stream, None
@@ -426,7 +432,13 @@ class ConsoleView(ScrollView, can_focus=True):
         if self._paint_handle is not None:
             return
         scr = self.terminal.screen
-        interval = 1 / SCROLL_FPS if scr.all_dirty or self._scrolling else 1 / FPS
+        if scr.all_dirty or self._scrolling:
+            fps = SCROLL_FPS
+            if _typing_until[0] > time.monotonic() and not self.has_focus:
+                fps = BACKGROUND_SCROLL_FPS
+            interval = 1 / fps
+        else:
+            interval = 1 / FPS
         delay = max(0.0, self._last_paint + interval - time.monotonic())
         self._paint_handle = asyncio.get_running_loop().call_later(delay, self._paint)
 
@@ -453,12 +465,20 @@ class ConsoleView(ScrollView, can_focus=True):
             regions = [Region(0, base + y, width, 1) for y in rows if 0 <= base + y < height]
             if regions:
                 self.refresh(*regions)
-        if self._vsize_pending and self._paint_handle is None:
-            # Settle the scrollbar once the output pauses.
-            self._paint_handle = asyncio.get_running_loop().call_later(VSIZE_INTERVAL, self._paint)
+        if self._vsize_pending and self._settle_handle is None:
+            # Settle the scrollbar once the output pauses (a timer of its own: the
+            # paint timer must stay free for the next frame).
+            self._settle_handle = asyncio.get_running_loop().call_later(
+                VSIZE_INTERVAL, self._settle
+            )
         self.paints += 1
         for hook in self.on_paint:
             hook(now)
+
+    def _settle(self) -> None:
+        self._settle_handle = None
+        if self._vsize_pending:
+            self._update_virtual_size(time.monotonic())
 
     def _view_top(self) -> int:
         """Line number shown in the view's first row.
@@ -493,8 +513,10 @@ class ConsoleView(ScrollView, can_focus=True):
         if self._follow:
             self.scroll_end(animate=False, immediate=False, x_axis=False)
         elif shift:
-            # Lines fell off the front of the scrollback: stay on the same text.
-            self.scroll_to(y=max(0, self.scroll_offset.y - shift), animate=False)
+            # Lines fell off the front of the scrollback: stay on the same text. At
+            # once (the user scrolled here, so the view is scrollable): a deferred
+            # scroll would read a stale offset if two paints came before it ran.
+            self.scroll_to(y=max(0, self.scroll_offset.y - shift), animate=False, immediate=True)
         return True
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
@@ -635,6 +657,7 @@ class ConsoleView(ScrollView, can_focus=True):
         if data:
             if not self._follow:
                 self.scroll_to_live()
+            _typing_until[0] = time.monotonic() + TYPING_HOLD
             self.send(data)
 
     def on_paste(self, event: events.Paste) -> None:
