@@ -3,7 +3,8 @@
 Everything goes through ``ExecuteCommand`` (the Monitor over robot): run state
 from ``emulation IsStarted``, the property tree from ``peripherals`` and each
 object's help listing, memory through ``sysbus Read/WriteDoubleWord``. UART
-bytes come from the socket (or pty) terminals, events from Renode's log file.
+bytes come through the serial hub that holds each socket terminal (or from a
+pty terminal), events from Renode's log file.
 No blocking wait keyword is ever sent: it would hold Renode's single robot
 thread (spec 1.3).
 """

@@ -270,6 +270,7 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
                 cwd=wd,
                 env=env,
                 start_new_session=True,
+                umask=0o077,  # its logs, pid file and temp dir are the owner's only
             )
         except OSError as e:
             raise BackendError(f"cannot run {binary}: {e.strerror or e}") from e
