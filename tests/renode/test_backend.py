@@ -407,6 +407,12 @@ async def test_stopped_renode_is_busy_and_still_stoppable(board: Instance) -> No
     conn = RenodeConnector(board)
     os.kill(pid, signal.SIGSTOP)
     try:
+        from emutui.core import proc
+
+        for _ in range(1000):  # the stop is delivered asynchronously
+            if proc.is_stopped(pid):
+                break
+            await asyncio.sleep(0.01)
         with pytest.raises(BusyError, match="SIGSTOP"):
             await conn.status()
         await conn.stop()  # SIGCONT, then SIGINT: no robot call that would hang
