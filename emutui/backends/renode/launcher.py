@@ -160,13 +160,11 @@ async def _checked(client: RobotClient, command: str) -> str:
 async def create_socket_terminal(client: RobotClient, name: str, attempts: int = 8) -> int:
     for _ in range(attempts):
         port = free_port()
-        # telnetMode false: raw bytes. flushOnConnect false: what the UART sent
-        # before the serial hub connected (or while a restarted hub was away)
-        # is queued by Renode and delivered when it connects.
+        # telnetMode false: raw bytes. flushOnConnect is left at its default,
+        # false: what the UART sent before the serial hub connected (or while a
+        # restarted hub was away) is queued by Renode and delivered on connect.
         try:
-            await client.execute(
-                f'emulation CreateServerSocketTerminal {port} "{name}" false false'
-            )
+            await client.execute(f'emulation CreateServerSocketTerminal {port} "{name}" false')
             return port
         except KeywordFailed as e:
             if "AddressAlreadyInUse" not in e.error:
