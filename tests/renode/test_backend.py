@@ -432,3 +432,31 @@ async def test_path_the_monitor_cannot_take(tmp_path: Path, standin: Path) -> No
     with pytest.raises(ConfigError, match="cannot take this path"):
         await BACKEND.start(t, wd, "s", False)
     assert not (wd / "renode.pid").exists()  # nothing was started
+
+
+async def test_events_resume_after_the_journal(board: Instance) -> None:
+    """A second tail yields only what the journal does not have yet, once."""
+
+    async def until_message(conn: RenodeConnector, text: str) -> list[str]:
+        seen: list[str] = []
+        async for ev in conn.events():
+            seen.append(ev.data["message"])
+            if text in ev.data["message"]:
+                return seen
+        return seen
+
+    async with connected(board) as conn:
+        assert isinstance(conn, RenodeConnector)
+        task = asyncio.create_task(until_message(conn, "Machine paused."))
+        await conn.pause()
+        first = await asyncio.wait_for(task, 15)
+    assert "Machine started." in first  # history on the first tail
+    async with connected(board) as conn:
+        assert isinstance(conn, RenodeConnector)
+        task = asyncio.create_task(until_message(conn, "Machine started."))
+        await conn.resume()
+        second = await asyncio.wait_for(task, 15)
+    assert second == ["Machine started."]  # only the new entry
+    messages = [e.data["message"] for e in board.journal().read()]
+    assert messages.count("Machine paused.") == 1
+    assert messages.count("Machine started.") == 2

@@ -377,8 +377,10 @@ class RenodeConnector(BaseConnector):
         # Lines already journaled are history: the CLI and TUI show them from the
         # journal, so only what comes after is yielded here.
         skip_before = self._journaled_up_to()
-        pos = 0  # how far the file has been read
-        base = 0  # file offset of the first byte of ``pending``
+        # Start at the last journaled entry (a line start), not at byte 0: a long
+        # log is not re-read on every attach. That entry itself is skipped below.
+        pos = max(0, skip_before - 1)  # how far the file has been read
+        base = pos  # file offset of the first byte of ``pending``
         pending = b""
         last: Event | None = None
         while not self._closed:
