@@ -388,7 +388,6 @@ class Machine:
 
     def load_platform(self, text: str, source: str) -> None:
         """A subset of Renode's .repl: ``name: Type @ sysbus ADDR``, indented ``key: value``."""
-        current: Peripheral | None = None
         pending: list[tuple[str, str, str, dict[str, str]]] = []
         for lineno, raw in enumerate(text.splitlines(), 1):
             line = raw.split("//")[0].rstrip()
@@ -424,9 +423,7 @@ class Machine:
             elif isinstance(p, Cpu):
                 p.notes.append(f"Slot: {slot}")
                 slot += 1
-            current = p
             self.peripherals[name] = p
-        del current
         self.platform = source
 
     def load_elf(self, path: Path) -> None:

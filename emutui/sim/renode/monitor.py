@@ -8,6 +8,7 @@ client sees the same noise it would see from the real thing.
 from __future__ import annotations
 
 import re
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,10 @@ class Monitor:
                     self._one(cmd, out)
                 except MonitorError as e:
                     out.error(str(e))
+                except (ValueError, OSError, KeyError, IndexError, struct.error) as e:
+                    # Renode reports an exception inside a command this way, and so a
+                    # robot client gets a FAIL, not a broken connection.
+                    out.error(f"There was an error executing command '{cmd}': {e}")
                 if out.errors:
                     break
         return out.text(), out.errors
