@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
 import stat
 import sys
 from collections.abc import AsyncIterator
@@ -17,13 +14,16 @@ from emutui.control import start_target, stop_instance
 from emutui.core.instance import Instance
 from emutui.core.registry import Registry
 from emutui.sim.renode import demo_platform
+from tests.conftest import wait_for_file_text
 
 
 def standin_binary(tmp: Path) -> Path:
     """The installed ``renode-standin`` script; a tiny wrapper if the venv lacks it."""
-    for cand in (Path(sys.executable).parent / "renode-standin", shutil.which("renode-standin")):
-        if cand and Path(cand).exists():
-            return Path(cand)
+    from emutui.sim.renode import standin_binary as installed
+
+    found = Path(installed())
+    if found.exists():
+        return found
     wrapper = tmp / "renode-standin"
     wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m emutui.sim.renode "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
@@ -66,21 +66,6 @@ async def board(renode_config: Config, registry: Registry) -> AsyncIterator[Inst
     await stop_instance(registry, inst)
 
 
-async def wait_for_file_text(path: Path, needle: bytes, timeout: float = 15.0) -> bytes:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    data = b""
-    while loop.time() < deadline:
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            data = b""
-        if needle in data:
-            return data
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{needle!r} not in {path} after {timeout} s: {data[-200:]!r}")
-
-
 def pid_gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -89,4 +74,4 @@ def pid_gone(pid: int) -> bool:
         return True
 
 
-__all__ = ["os", "pid_gone", "wait_for_file_text"]
+__all__ = ["pid_gone", "wait_for_file_text"]
