@@ -203,7 +203,7 @@ async def test_events_from_the_log(board: Instance) -> None:
 
         async def collect() -> None:
             async for ev in conn.events():
-                seen.append(f"{ev.name} {ev.data['object']}: {ev.data['message']}")
+                seen.append(f"{ev.name} {ev.data.get('object', '')}: {ev.data['message']}")
                 if "Machine paused." in ev.data["message"]:
                     return
 

@@ -383,6 +383,7 @@ class RenodeConnector(BaseConnector):
         base = pos  # file offset of the first byte of ``pending``
         pending = b""
         last: Event | None = None
+        last_start = 0  # file offset of ``last``: its identity for the journal
         while not self._closed:
             try:
                 with path.open("rb") as f:
@@ -393,7 +394,7 @@ class RenodeConnector(BaseConnector):
             if not data:
                 if last is not None:
                     # nothing followed it, so no continuation line is coming
-                    self._journal(last)
+                    self._journal(last, last_start)
                     yield last
                     last = None
                 if not self.instance.alive():
@@ -417,24 +418,20 @@ class RenodeConnector(BaseConnector):
                         )
                     continue
                 if last is not None:
-                    self._journal(last)
+                    self._journal(last, last_start)
                     yield last
                     last = None
                 if start < skip_before:
                     continue
                 clock, level, obj, msg = parsed
+                # The level is the event's name; the clock becomes its timestamp.
                 last = Event(
                     name=level,
-                    data={
-                        "level": level,
-                        "object": obj,
-                        "message": msg,
-                        "clock": clock,
-                        "offset": start,
-                    },
+                    data={"object": obj, "message": msg} if obj else {"message": msg},
                     timestamp=_clock_to_epoch(clock),
                     source=self.name,
                 )
+                last_start = start
 
     def _journaled_up_to(self) -> int:
         try:
@@ -443,9 +440,8 @@ class RenodeConnector(BaseConnector):
             return 0
         return int(raw) if raw.isdigit() else 0
 
-    def _journal(self, ev: Event) -> None:
+    def _journal(self, ev: Event, start: int) -> None:
         """Append to the instance journal unless another tailer already did."""
-        start = int(ev.data.get("offset", 0))
         try:
             fd = os.open(self.instance.wd / OFFSET_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError:
