@@ -61,7 +61,7 @@ def test_cursor_movement_and_erase() -> None:
 
 def test_clear_screen_keeps_scrollback_ed3_clears_it() -> None:
     t = term("\r\n".join(f"l{i}" for i in range(10)), rows=3)
-    assert [h.cells.rstrip() for h in t.screen.history] == [f"l{i}" for i in range(7)]
+    assert [h[0].rstrip() for h in t.screen.history] == [f"l{i}" for i in range(7)]
     t.feed(b"\x1b[3J")
     assert len(t.screen.history) == 0
 
@@ -175,7 +175,7 @@ def test_scrollback_is_bounded() -> None:
         t.feed(b"line %d\r\n" % i)
     assert len(t.screen.history) == 100
     assert t.screen.history_pushed == 4996
-    assert t.screen.history[-1].cells.rstrip() == "line 4995"
+    assert t.screen.history[-1][0].rstrip() == "line 4995"
     assert t.screen.find("line 4950") == (54, 0)  # history holds 4896..4995
 
 

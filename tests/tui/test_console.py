@@ -81,7 +81,7 @@ async def test_typing_shows_the_guests_echo(guest: Instance) -> None:
                 await pilot.press("enter")
             await wait_until(
                 pilot,
-                lambda: any("ready (COM1)" in h.cells for h in view.terminal.screen.history),
+                lambda: any("ready (COM1)" in h[0] for h in view.terminal.screen.history),
             )
             assert view.search("ready (COM1)")
             assert view.match is not None

@@ -8,7 +8,7 @@ text with one slice assignment, so the cost is per run and per line, not per
 character (see docs/console.md).
 
 Rows that scroll off the top of the main screen go to a bounded deque as
-frozen ``HistoryLine``s (a string plus one style id or an ``array('H')``), so
+frozen ``HistoryLine`` tuples (a string plus one style id or packed ids), so
 memory is bounded by ``scrollback`` lines whatever the guest prints.
 
 Pure Python, no Textual import: unit-testable and benchmarkable alone.
@@ -71,17 +71,14 @@ def char_width(c: str) -> int:
     return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
 
 
-class HistoryLine(NamedTuple):
-    """A row that scrolled off: cells as a str (one char per cell) or, when the
-    row holds wide or combining characters, as a list; styles as one id for
-    the whole row or one id per cell."""
-
-    cells: str | list[str]
-    styles: int | array[int]
-    wrapped: bool
-
-
-_make_hist = HistoryLine._make  # tuple.__new__ without the keyword-argument wrapper
+# A row that scrolled off: (cells, styles, wrapped). Cells are a str (one char per
+# cell) or, when the row holds wide or combining characters, a list; styles are one
+# id for the whole row or the bytes of an array('H') with one id per cell (bytes,
+# because an array object is GC-tracked and would keep its tuple tracked). A plain tuple on
+# purpose: CPython's GC stops tracking exact tuples of atomic values, but never a
+# NamedTuple subclass, and 10,000 tracked lines per console made every full
+# collection (the p99 of key latency) tens of milliseconds longer.
+HistoryLine = tuple[str | list[str], int | bytes, bool]
 
 
 class Cursor(NamedTuple):
@@ -404,12 +401,10 @@ class Screen:
                 text = "".join(c)
                 a0 = a[0]
                 self.history.append(
-                    _make_hist(
-                        (
-                            text if len(text) == cols else c,
-                            a0 if a.count(a0) == cols else array("H", a),
-                            w,
-                        )
+                    (
+                        text if len(text) == cols else c,
+                        a0 if a.count(a0) == cols else array("H", a).tobytes(),
+                        w,
                     )
                 )
                 self.history_pushed += 1
@@ -438,8 +433,8 @@ class Screen:
         text = "".join(c)
         cells: str | list[str] = text if len(text) == len(c) else c
         a0 = a[0]
-        styles: int | array[int] = a0 if a.count(a0) == len(a) else array("H", a)
-        self.history.append(_make_hist((cells, styles, w)))
+        styles: int | bytes = a0 if a.count(a0) == len(a) else array("H", a).tobytes()
+        self.history.append((cells, styles, w))
         self.history_pushed += 1
 
     def scroll_down(self, n: int = 1) -> None:
@@ -789,11 +784,15 @@ class Screen:
         """Scrollback lines plus screen rows; lines are numbered 0..line_count-1."""
         return len(self.history) + self.rows
 
-    def line_cells(self, i: int) -> tuple[str | list[str], int | list[int] | array[int], bool]:
-        """(cells, styles, wrapped) of line i (history first, then the screen)."""
+    def line_cells(self, i: int) -> tuple[str | list[str], int | list[int] | memoryview, bool]:
+        """(cells, styles, wrapped) of line i (history first, then the screen); styles
+        is one id for the whole line or indexable per cell."""
         h = len(self.history)
         if i < h:
-            return self.history[i]
+            cells, styles, wrapped = self.history[i]
+            if isinstance(styles, bytes):
+                return cells, memoryview(styles).cast("H"), wrapped
+            return cells, styles, wrapped
         y = i - h
         return self.chars[y], self.attrs[y], self.wrapped[y]
 
