@@ -7,29 +7,29 @@ import signal
 import time
 
 
-def start_time(pid: int) -> int | None:
-    """The process start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """Fields 3… of /proc/PID/stat (state first), or None when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
     # comm (field 2) may contain spaces and parentheses: split after the last ')'.
-    rest = data[data.rfind(b")") + 2 :].split()
+    return data[data.rfind(b")") + 2 :].split()
+
+
+def start_time(pid: int) -> int | None:
+    """The process start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    fields = _stat_fields(pid)
     try:
-        return int(rest[19])
+        return int(fields[19]) if fields else None
     except (IndexError, ValueError):
         return None
 
 
 def state_letter(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rfind(b")") + 2 :].split()
-    return rest[0].decode() if rest else None
+    fields = _stat_fields(pid)
+    return fields[0].decode() if fields else None
 
 
 def is_alive(pid: int | None, started: int | None) -> bool:
