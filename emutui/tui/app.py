@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -118,6 +119,18 @@ class EmutuiApp(App[None]):
 
     def on_ready(self) -> None:
         self.first_frame_at = time.perf_counter()
+        bench = os.environ.get("EMUTUI_BENCH_FIRST_FRAME")
+        if bench:
+            # bench/bench_tui_first_frame.py: wall time of the first frame, then of
+            # every instance connected, then leave.
+            first = time.time()
+
+            def check() -> None:
+                if self.links and all(link.conn is not None for link in self.links.values()):
+                    Path(bench).write_text(f"{first} {time.time()}\n")
+                    self.exit()
+
+            self.set_interval(0.005, check)
 
     # -- instances ----------------------------------------------------------------------
 

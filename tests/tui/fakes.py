@@ -43,6 +43,7 @@ def make_instance(
     age: float = 754.0,
     channels: tuple[str, ...] = ("com1", "com2"),
     attached: bool = False,
+    banner: bool = True,
 ) -> FakeInstance:
     d = wd / name
     d.mkdir(parents=True, exist_ok=True)

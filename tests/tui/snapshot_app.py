@@ -19,10 +19,17 @@ class SnapshotApp(EmutuiApp):
     CSS = "ConsoleView { scrollbar-visibility: hidden; }"
 
 
-def build_app(tmp: Path, theme: str = "dark", ram_size: int = 128 << 20) -> EmutuiApp:
+def build_app(
+    tmp: Path, theme: str = "dark", ram_size: int = 128 << 20, banner: bool = False
+) -> EmutuiApp:
+    # banner=False: an empty serial log, because whether the console shows a
+    # replayed line depends on when its terminal is first fitted (a race in
+    # the console widget, reported); a snapshot must not.
     insts = [
-        make_instance(tmp, "pc", "qemu", "pc", pid=31337),
-        make_instance(tmp, "q35", "qemu", "q35", pid=31338, age=3725.0, channels=("com1",)),
+        make_instance(tmp, "pc", "qemu", "pc", pid=31337, banner=banner),
+        make_instance(
+            tmp, "q35", "qemu", "q35", pid=31338, age=3725.0, channels=("com1",), banner=banner
+        ),
         make_instance(
             tmp, "board", "renode", "board", pid=31339, simulated=True, channels=("uart0",)
         ),

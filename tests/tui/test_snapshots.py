@@ -61,6 +61,19 @@ async def show_props(pilot: Pilot) -> None:
     worker = props.jump("/machine/peripheral/edu0.type")
     await worker.wait()
     await until(pilot, lambda: worker.result is not None and worker.result.data.has_value)
+
+    def all_values() -> bool:
+        stack = [props.ptree.root]
+        while stack:
+            node = stack.pop()
+            stack.extend(node.children)
+            item = node.data
+            pending = item is not None and item.prop is not None
+            if pending and not (item.has_value or item.unreadable):  # type: ignore[union-attr]
+                return False
+        return True
+
+    await until(pilot, all_values, what="every shown value read")
     await pilot.pause(0.3)
 
 
@@ -92,7 +105,7 @@ async def show_mmio(pilot: Pilot) -> None:
 async def show_help(pilot: Pilot) -> None:
     await ready(pilot)
     await pilot.press("question_mark")
-    await pilot.pause(0.3)
+    await pilot.pause(0.8)  # Markdown renders its blocks asynchronously
 
 
 async def show_confirm(pilot: Pilot) -> None:

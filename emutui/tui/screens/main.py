@@ -94,7 +94,8 @@ class MainScreen(Screen[None]):
         label = self.emu.lab_label
         cur = f"  ▸ [b]{self.current.name}[/]" if self.current else ""
         self.query_one("#title", Static).update(
-            f"[b]emutui[/]  {n} instance{'s' if n != 1 else ''}{cur}  [dim]{label}[/]"
+            f"[b]emutui[/]  {n} instance{'s' if n != 1 else ''}{cur}  [dim]{label}[/]",
+            layout=False,
         )
 
     @on(InstancesChanged)
@@ -139,21 +140,23 @@ class MainScreen(Screen[None]):
             note.update(
                 "no instances: press [b]n[/] to start a target"
                 if self.emu.config and self.emu.config.targets
-                else "no instances"
+                else "no instances",
+                layout=False,
             )
             return
         st = link.status
         if st.state is InstanceState.DEAD:
             from emutui.control import dead_message
 
-            note.update(f"[b red]dead[/]  {dead_message(link.inst)}")
+            note.update(f"[b red]dead[/]  {dead_message(link.inst)}", layout=False)
         elif st.state in (InstanceState.BUSY, InstanceState.DISCONNECTED, InstanceState.UNKNOWN):
-            note.update(f"[b magenta]{st.state.value}[/]  {st.detail}")
+            note.update(f"[b magenta]{st.state.value}[/]  {st.detail}", layout=False)
         else:
             sim = "  [i cyan]simulated[/]" if link.simulated else ""
             note.update(
                 f"[b]{link.name}[/]  {link.inst.backend}/{link.inst.target}  "
-                f"{st.state.value} {st.detail}{sim}"
+                f"{st.state.value} {st.detail}{sim}",
+                layout=False,
             )
 
     def request_panes(self) -> None:

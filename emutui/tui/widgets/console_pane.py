@@ -150,7 +150,7 @@ class ConsolePane(Vertical):
         await tabs.clear_panes()
         note = self.query_one("#console-note", Static)
         if link is None:
-            note.update("no instance selected")
+            note.update("no instance selected", layout=False)
             return
         channels = (
             link.conn.serial_channels()
@@ -158,9 +158,12 @@ class ConsolePane(Vertical):
             else (link.inst.handles.serial_channels() if link.inst.handles else [])
         )
         if not channels:
-            note.update(f"{link.name} has no serial channels")
+            note.update(f"{link.name} has no serial channels", layout=False)
             return
-        note.update(f"[b]{link.name}[/]  Enter: type into the console  [dim]Ctrl+] leaves it[/]")
+        note.update(
+            f"[b]{link.name}[/]  Enter: type into the console  [dim]Ctrl+] leaves it[/]",
+            layout=False,
+        )
         for ch in channels:
             view = ConsoleWidget(link.inst, ch, link.conn, id=f"con-{_safe(link.name)}-{_safe(ch)}")
             await tabs.add_pane(TabPane(ch, view, id=f"tab-{_safe(ch)}"))

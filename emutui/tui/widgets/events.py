@@ -138,9 +138,9 @@ class EventList(ScrollView, can_focus=True):
         top = int(self.scroll_offset.y)
         h = max(1, self.scrollable_content_region.height)
         if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False)
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
         elif self.cursor >= top + h:
-            self.scroll_to(y=self.cursor - h + 1, animate=False)
+            self.scroll_to(y=self.cursor - h + 1, animate=False, immediate=True)
 
     def action_move(self, delta: int) -> None:
         if not self.items:
@@ -324,7 +324,7 @@ class EventsPane(Vertical):
         if self.filter_text:
             parts.append(f"filter: [b]{self.filter_text}[/]")
         parts.append("[dim]/ filter  : command  space pause  f follow  enter JSON[/]")
-        self.query_one("#ev-status", Static).update("  ".join(parts))
+        self.query_one("#ev-status", Static).update("  ".join(parts), layout=False)
 
     # -- list interaction -----------------------------------------------------------------
 

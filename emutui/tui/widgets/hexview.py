@@ -1,7 +1,11 @@
 """A hex view over a remote memory region that reads only what is on screen.
 
-Line API (``ScrollView.render_line``): the cost of a frame is the number of
-visible rows, never the size of the region, so 128 MiB scrolls like 4 KiB.
+Line API (``render_line``): the cost of a frame is the number of visible
+rows, never the size of the region, so 128 MiB scrolls like 4 KiB. Not a
+ScrollView: scrolling a ScrollView makes the screen re-arrange every widget
+(``_refresh_layout(scroll=True)``), which in the full app cost more than the
+hex rows themselves; here a page-down only changes ``top`` and repaints this
+widget, and the scrollbar is drawn in the last column.
 Bytes come through a small page cache filled by a worker; ``render_line``
 never waits on I/O and draws ``..`` until a page arrives. Rows are built as
 Segment runs per byte category (hexyl's colours) with per-frame constants
@@ -19,11 +23,11 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Region, Size
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from emutui.core.errors import EmutuiError
 from emutui.core.model import MemoryRegion
@@ -86,11 +90,13 @@ def parse_offset(text: str, size: int) -> int:
     return value
 
 
-class HexView(ScrollView, can_focus=True):
+class HexView(Widget, can_focus=True):
     """Rows of ``offset  hex bytes  ascii`` over one region of a connector."""
 
+    COMPONENT_CLASSES = {"hexview--scrollbar", "hexview--thumb"}
     DEFAULT_CSS = """
-    HexView { scrollbar-size-vertical: 1; }
+    HexView > .hexview--scrollbar { background: $panel; }
+    HexView > .hexview--thumb { background: $primary 60%; }
     """
 
     BINDINGS = [
@@ -135,6 +141,10 @@ class HexView(ScrollView, can_focus=True):
         self._follow_timer = None
         self.last_error = ""
         self._frame: tuple | None = None
+        self.top = 0  # first row on screen
+        self.total_rows = 0
+        self._bar = (0, 0)
+        self._bar_styles = (Style(), Style())
 
     # -- region ------------------------------------------------------------------------
 
@@ -150,9 +160,9 @@ class HexView(ScrollView, can_focus=True):
         # MMIO is read one word per command: keep pages small so only the window is read.
         self.page_size = 4096 if region is None or region.access_width <= 1 else 256
         rows = 0 if region is None else (region.size + ROW - 1) // ROW
-        self.virtual_size = Size(self._row_width(), rows)
+        self.total_rows = rows
+        self.top = 0
         self.cursor = 0
-        self.scroll_to(0, 0, animate=False)
         self.refresh()
 
     def invalidate(self, offset: int | None = None) -> None:
@@ -174,17 +184,14 @@ class HexView(ScrollView, can_focus=True):
         w = self.word_size
         words = ROW // w
         hex_width = words * (2 * w + 1) + 1
-        ascii_width = ROW + 2 if w == 1 else 0
+        ascii_width = ROW + 3
         return self._addr_digits + 2 + hex_width + ascii_width
 
     def watch_word_size(self) -> None:
-        if self.mem_region is not None:
-            self.virtual_size = Size(self._row_width(), self.virtual_size.height)
         self.refresh()
 
     def visible_rows(self) -> range:
-        top = int(self.scroll_offset.y)
-        return range(top, top + self.scrollable_content_region.height)
+        return range(self.top, self.top + self.size.height)
 
     def visible_window(self) -> tuple[int, int]:
         """(offset, length) of the bytes on screen."""
@@ -283,7 +290,21 @@ class HexView(ScrollView, can_focus=True):
     # -- navigation --------------------------------------------------------------------
 
     def _rows_per_page(self) -> int:
-        return max(1, self.scrollable_content_region.height)
+        return max(1, self.size.height)
+
+    def scroll_to_row(self, row: int) -> None:
+        row = max(0, min(row, self.total_rows - self._rows_per_page()))
+        if row != self.top:
+            self.top = row
+            self.refresh()
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        event.stop()
+        self.scroll_to_row(self.top + 3)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        event.stop()
+        self.scroll_to_row(self.top - 3)
 
     def goto(self, offset: int) -> None:
         if self.mem_region is None:
@@ -296,11 +317,11 @@ class HexView(ScrollView, can_focus=True):
         row = self.cursor // ROW
         rows = self.visible_rows()
         if center and row not in rows:
-            self.scroll_to(y=max(0, row - self._rows_per_page() // 2), animate=False)
+            self.scroll_to_row(row - self._rows_per_page() // 2)
         elif row < rows.start:
-            self.scroll_to(y=row, animate=False)
+            self.scroll_to_row(row)
         elif row >= rows.stop:
-            self.scroll_to(y=row - self._rows_per_page() + 1, animate=False)
+            self.scroll_to_row(row - self._rows_per_page() + 1)
 
     def action_page(self, direction: int) -> None:
         if self.mem_region is None:
@@ -308,7 +329,7 @@ class HexView(ScrollView, can_focus=True):
         step = self._rows_per_page() * ROW * direction
         self.cursor = max(0, min(self.mem_region.size - 1, self.cursor + step))
         # No animation: an animated page-down renders ~15 frames (tui-notes 2.4).
-        self.scroll_to(y=self.scroll_offset.y + self._rows_per_page() * direction, animate=False)
+        self.scroll_to_row(self.top + self._rows_per_page() * direction)
         self._scroll_to_cursor()
 
     def action_move(self, delta: int) -> None:
@@ -327,7 +348,7 @@ class HexView(ScrollView, can_focus=True):
             self.goto(self.mem_region.size - 1)
 
     def watch_cursor(self, old: int, new: int) -> None:
-        top = int(self.scroll_offset.y)
+        top = self.top
         for off in (old, new):
             y = off // ROW - top
             self.refresh(Region(0, y, self.size.width, 1))
@@ -336,7 +357,7 @@ class HexView(ScrollView, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         if self.mem_region is None:
             return
-        row = int(self.scroll_offset.y) + event.y
+        row = self.top + event.y
         self.cursor = max(0, min(self.mem_region.size - 1, row * ROW + self.cursor % ROW))
 
     # -- rendering ---------------------------------------------------------------------
@@ -353,10 +374,27 @@ class HexView(ScrollView, can_focus=True):
             base + Style(reverse=True, bold=True),
             base + Style(bgcolor="red", color="bright_white", bold=True),
             self.size.width,
-            int(self.scroll_offset.y),
+            self.top,
             self._addr_digits,
         )
+        h, total = self.size.height, self.total_rows
+        if total > h > 0:
+            start = self.top * h // total
+            self._bar = (start, start + max(1, h * h // total))
+        else:
+            self._bar = (0, 0)
+        self._bar_styles = (
+            self.get_component_rich_style("hexview--scrollbar"),
+            self.get_component_rich_style("hexview--thumb"),
+        )
         return super().render_lines(crop)
+
+    def _line(self, segs: list[Segment], y: int, width: int, base: Style) -> Strip:
+        """The row cropped to the width, plus this row's cell of the scrollbar."""
+        body = Strip(segs).crop_extend(0, width - 1, base)
+        lo, hi = self._bar
+        bar = self._bar_styles[1] if lo <= y < hi else self._bar_styles[0]
+        return Strip([*body, Segment(" ", bar)], width)
 
     def render_line(self, y: int) -> Strip:
         if self._frame is None:
@@ -366,7 +404,7 @@ class HexView(ScrollView, can_focus=True):
         region = self.mem_region
         row = top + y
         if region is None or row * ROW >= region.size:
-            return Strip.blank(width, base)
+            return self._line([], y, width, base)
         off = row * ROW
         page = off // self.page_size
         got = self._page_bytes(page)
@@ -378,7 +416,7 @@ class HexView(ScrollView, can_focus=True):
             cell = (mark * w) + " "
             text = "".join(cell + (" " if (i + 1) * w == 8 else "") for i in range(n // w))
             segs.append(Segment(text, dim))
-            return Strip(segs).crop_extend(0, width, base)
+            return self._line(segs, y, width, base)
         pstart = off - page * self.page_size
         data = got[pstart : pstart + n]
         cursor = self.cursor
@@ -387,14 +425,14 @@ class HexView(ScrollView, can_focus=True):
             self._hex_bytes(
                 segs, data, off, cats, cursor, cursor_style, changed, changed_style, base
             )
-            segs.append(Segment(" │", addr_style))
-            self._ascii(segs, data, off, cats, cursor, cursor_style, changed, changed_style)
-            segs.append(Segment("│", addr_style))
         else:
             self._hex_words(
                 segs, data, off, cats, cursor, cursor_style, changed, changed_style, base
             )
-        return Strip(segs).crop_extend(0, width, base)
+        segs.append(Segment(" │", addr_style))
+        self._ascii(segs, data, off, cats, cursor, cursor_style, changed, changed_style)
+        segs.append(Segment("│", addr_style))
+        return self._line(segs, y, width, base)
 
     @staticmethod
     def _hex_bytes(segs, data, off, cats, cursor, cursor_style, changed, changed_style, base):
@@ -463,7 +501,7 @@ class HexView(ScrollView, can_focus=True):
 
     def row_text(self, row: int) -> str:
         """The plain text of one row (for tests and copy)."""
-        strip = self.render_line(row - int(self.scroll_offset.y))
+        strip = self.render_line(row - self.top)
         return "".join(seg.text for seg in strip)
 
     async def wait_loaded(self, timeout: float = 10.0) -> None:

@@ -68,7 +68,7 @@ class MemoryPane(Vertical):
             self.load_regions()
 
     def _status(self, text: str) -> None:
-        self.query_one("#mem-status", Static).update(text)
+        self.query_one("#mem-status", Static).update(text, layout=False)
 
     @work(exclusive=True, group="mem-regions", exit_on_error=False)
     async def load_regions(self) -> None:
