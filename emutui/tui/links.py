@@ -22,6 +22,7 @@ from emutui.core.model import Capability, Event, InstanceState, InstanceStatus
 from emutui.tui.messages import Connected, EventsArrived, StatusChanged
 
 POLL_PERIOD = 1.0  # status poll; death is noticed within this
+MIN_POLL_GAP = 0.1
 RETRY_PERIOD = 2.0  # reconnect after busy/disconnected
 EVENT_FLUSH = 0.05  # events are posted in batches at most 20 times a second
 HISTORY_EVENTS = 2000
@@ -160,6 +161,9 @@ class InstanceLink:
                 self._poll_now.clear()
                 try:
                     await asyncio.wait_for(self._poll_now.wait(), POLL_PERIOD)
+                    # Woken by an event: poll soon, but an event flood must not
+                    # become a query-status flood.
+                    await asyncio.sleep(MIN_POLL_GAP)
                 except TimeoutError:
                     pass
         finally:
