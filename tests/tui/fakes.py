@@ -156,6 +156,7 @@ class FakeConnector(BaseConnector):
         self.ram_size = ram_size
         self.reads = 0
         self.serials: dict[str, FakeSerial] = {}
+        self.written: dict[tuple[str, int], bytes] = {}
 
     async def status(self) -> InstanceStatus:
         return InstanceStatus(self.state, self.state.value)
@@ -212,7 +213,17 @@ class FakeConnector(BaseConnector):
         r = await self.find_region(region)
         r.check(offset, length)
         self.reads += 1
-        return pattern(offset, length)
+        data = bytearray(pattern(offset, length))
+        for (name, off), chunk in self.written.items():
+            for i, b in enumerate(chunk):
+                if name == region and offset <= off + i < offset + length:
+                    data[off + i - offset] = b
+        return bytes(data)
+
+    async def write(self, region: str, offset: int, data: bytes) -> None:
+        r = await self.find_region(region)
+        r.check(offset, len(data))
+        self.written[(region, offset)] = data
 
     async def command(self, line: str) -> Any:
         if line.strip() == "query-status":

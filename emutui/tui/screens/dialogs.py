@@ -14,7 +14,9 @@ from textual.widgets.option_list import Option
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Yes/no for destructive actions; Enter or y confirms, Esc or n cancels."""
+    """Yes/no for destructive actions; y confirms, Esc or n cancels (Cancel has focus)."""
+
+    AUTO_FOCUS = "#no"  # focus set by Textual when shown: safe if the screen goes at once
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
@@ -33,9 +35,6 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Button(self.yes, variant="error", id="yes")
                 yield Button("Cancel", id="no")
 
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
-
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
@@ -46,6 +45,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
 class PromptScreen(ModalScreen[str | None]):
     """One line of input; ``validate`` returns an error message or None."""
+
+    AUTO_FOCUS = "Input"
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -68,9 +69,6 @@ class PromptScreen(ModalScreen[str | None]):
             yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input")
             yield Static("", id="prompt-error", classes="dialog-error")
 
-    def on_mount(self) -> None:
-        self.query_one(Input).focus()
-
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -88,6 +86,8 @@ class PromptScreen(ModalScreen[str | None]):
 class PickScreen(ModalScreen[str | None]):
     """Choose one of several named items (targets to start)."""
 
+    AUTO_FOCUS = "OptionList"
+
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, items: list[tuple[str, str]]) -> None:
@@ -99,9 +99,6 @@ class PickScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-text")
             yield OptionList(*(Option(f"{k}  [dim]{d}[/]", id=k) for k, d in self.items))
-
-    def on_mount(self) -> None:
-        self.query_one(OptionList).focus()
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:

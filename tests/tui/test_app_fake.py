@@ -1,0 +1,197 @@
+"""The TUI's behaviour on the fake lab (no QEMU): keys, dialogs, themes, palette, panes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import TabbedContent
+
+from emutui.core.model import InstanceState
+from emutui.tui.screens.dialogs import ConfirmScreen, PromptScreen
+from emutui.tui.screens.help import HelpScreen
+from emutui.tui.widgets.events import REPLY, EventsPane
+from emutui.tui.widgets.hexview import HexView, parse_offset
+from emutui.tui.widgets.memory import MemoryPane, parse_hex_bytes
+from emutui.tui.widgets.props import PropsPane
+from tests.tui.helpers import until, widget_text
+from tests.tui.snapshot_app import build_app
+
+
+async def started(pilot) -> None:  # type: ignore[no-untyped-def]
+    app = pilot.app
+    await until(pilot, lambda: len(app.links) == 4 and all(lk.conn for lk in app.links.values()))
+    await until(pilot, lambda: app.screen.current is not None)
+
+
+def test_parse_offset_messages() -> None:
+    assert parse_offset("0x10", 0x100) == 16
+    assert parse_offset("1fh", 0x100) == 31
+    assert parse_offset("255", 0x100) == 255
+    for bad, msg in (("", "type an offset"), ("zz", "not a number"), ("0x100", "outside")):
+        try:
+            parse_offset(bad, 0x100)
+        except ValueError as e:
+            assert msg in str(e)
+        else:
+            raise AssertionError(bad)
+    assert parse_hex_bytes("de ad be ef") == b"\xde\xad\xbe\xef"
+
+
+async def test_theme_cycles_at_run_time(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        assert app.emutui_theme == "dark" and app.has_class("theme-dark")
+        await pilot.press("t")
+        assert app.emutui_theme == "light" and app.theme == "textual-light"
+        assert app.has_class("theme-light") and not app.has_class("theme-dark")
+        await pilot.press("t")
+        assert app.emutui_theme == "high-contrast" and app.theme == "emutui-hc"
+
+
+async def test_help_and_palette_commands(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for t in (
+            "Start target",
+            "Stop instance",
+            "Reset instance",
+            "Pause instance",
+            "Resume instance",
+            "Filter events",
+            "Monitor command",
+            "Go to memory offset",
+            "Jump to property path",
+            "Theme: light",
+            "Help",
+        ):
+            assert t in titles
+
+
+async def test_destructive_actions_ask_first(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("1", "r")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("r", "y")
+        store = app.screen.query_one(EventsPane).store("pc")
+        await until(pilot, lambda: sum(e.name == "RESET" for e in store) == 3, what="RESET")
+        await pilot.press("p")
+        await until(pilot, lambda: app.links["pc"].status.state is InstanceState.PAUSED)
+
+
+async def test_tabs_follow_capabilities_and_simulated_badge(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        table = app.screen.query_one("#instances")
+        assert "sim" in str(table.get_cell("v80", "name"))
+        assert "daemon" in str(table.get_cell("v80", "name"))
+        # v80 has no serial channels: the console pane says so
+        await pilot.press("1")
+        table.move_cursor(row=3)
+        await until(pilot, lambda: app.screen.current.name == "v80")
+        tabs = app.screen.query_one("#panes", TabbedContent)
+        assert tabs.get_tab("console").display  # the fake offers SERIAL
+
+
+async def test_events_filter_pause_and_command_line(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("3")
+        pane = app.screen.query_one(EventsPane)
+        await until(pilot, lambda: len(pane.list.items) == 6)
+        await pilot.press("slash", *"reset")
+        await until(pilot, lambda: pane.visible_names() == ["RESET", "RESET"])
+        await pilot.press("ctrl+a", "ctrl+k", *"tray-open", "enter")
+        await until(pilot, lambda: pane.visible_names() == ["DEVICE_TRAY_MOVED"])
+        await pilot.press("slash", "ctrl+a", "ctrl+k", "enter")
+        await until(pilot, lambda: len(pane.list.items) == 6)
+        # pause: new events wait; resume shows them
+        await pilot.press("space")
+        await app.links["pc"].require().pause()
+        await until(pilot, lambda: pane.pending == 1)
+        assert "STOP" not in pane.visible_names()[-1:]
+        await pilot.press("space")
+        assert pane.visible_names()[-1] == "STOP"
+        # command line with completion from the monitor's command list
+        await pilot.press("colon", *"query-st")
+        cmd = app.screen.query_one("#ev-cmd")
+        await until(pilot, lambda: cmd._suggestion == "query-status")
+        await pilot.press("right", "enter")
+        await until(pilot, lambda: REPLY in pane.visible_names())
+        assert '"running"' in pane.detail_text()
+        await pilot.press(*"nonsense", "enter")
+        await until(pilot, lambda: "⇐ error" in pane.visible_names())
+        await pilot.press("up", "up")
+        assert cmd.value == "query-status"
+
+
+async def test_props_edit_asks_then_sets(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("4")
+        props = app.screen.query_one(PropsPane)
+        worker = props.jump("/machine/peripheral/edu0.addr")
+        await worker.wait()
+        node = worker.result
+        await until(pilot, lambda: node.data.has_value)
+        await pilot.press("e")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press("ctrl+a", "ctrl+k", *"24", "enter")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await until(pilot, lambda: node.data.value == 24)
+        # an unreadable property is shown as such, not as an error
+        worker = props.jump("/machine.legacy-memory")
+        await worker.wait()
+        await until(pilot, lambda: worker.result.data.unreadable != "")
+        assert "unreadable" in str(worker.result.label)
+
+
+async def test_memory_goto_words_follow_and_edit(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("5")
+        mem = app.screen.query_one(MemoryPane)
+        await until(pilot, lambda: len(mem.regions) == 2)
+        mem.select_region("ram")
+        hv = app.screen.query_one(HexView)
+        await until(pilot, lambda: hv.mem_region is not None and hv.mem_region.name == "ram")
+        hv.focus()
+        await hv.wait_loaded()
+        assert widget_text(hv).startswith("00000000  ed 00 00 01")
+        conn = app.fake_connectors["pc"]  # type: ignore[attr-defined]
+        reads = conn.reads
+        await pilot.press("pagedown")
+        await hv.wait_loaded()
+        # only what is on screen is read: a page-down reads at most one more page
+        assert conn.reads - reads <= 1
+        await pilot.press("g", *"0x7fffff0", "enter")
+        await hv.wait_loaded()
+        assert hv.cursor == 0x7FFFFF0
+        await pilot.press("g", "ctrl+a", "ctrl+k", *"0x8000000", "enter")
+        assert "outside the region" in str(app.screen.query_one("#prompt-error").render())
+        await pilot.press("escape")
+        await pilot.press("w")
+        assert hv.word_size == 2
+        await pilot.press("f")
+        assert hv.follow
+        await pilot.press("f")
+        await pilot.press("e", *"de ad", "enter")
+        off = hv.cursor - hv.cursor % 2
+        assert conn.written[("ram", off)] == b"\xde\xad"
+        await until(pilot, lambda: hv.cursor // hv.page_size in hv._pages, what="re-read")
+        page = hv._pages[hv.cursor // hv.page_size]
+        assert page[off % hv.page_size : off % hv.page_size + 2] == b"\xde\xad"
