@@ -119,3 +119,21 @@ async def test_killed_instance_turns_dead_others_keep_working(guest, registry, c
         table = app.screen.query_one("#instances")
         assert "dead" in str(table.get_cell(guest.name, "state"))
     assert other.alive()
+
+
+async def test_command_line_completes_with_the_shell_engine(guest, registry, config):
+    from emutui.tui.widgets.events import REPLY, EngineSuggester
+
+    app = EmutuiApp(registry, config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: _connected(app, guest.name), what="connected")
+        events = app.screen.query_one(EventsPane)
+        await until(pilot, lambda: events.link is not None, what="events pane on the guest")
+        await pilot.press("colon")
+        cmd = app.screen.query_one("#ev-cmd")
+        await until(pilot, lambda: isinstance(cmd.suggester, EngineSuggester), what="engine")
+        await pilot.press(*"query-sta")
+        await until(pilot, lambda: cmd._suggestion == "query-status", what="completion")
+        await pilot.press("right", "enter")
+        await until(pilot, lambda: REPLY in events.visible_names(), what="reply")
+        assert '"running"' in events.detail_text()

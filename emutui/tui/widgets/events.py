@@ -9,6 +9,7 @@ RichLog costs ~0.65 ms per write and ~2.9 KB per line; this costs neither).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import deque
@@ -27,7 +28,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.suggester import SuggestFromList
+from textual.suggester import Suggester, SuggestFromList
 from textual.widgets import Input, Static
 
 from emutui.core.errors import EmutuiError
@@ -199,6 +200,42 @@ def _name_color(name: str) -> str:
     if name in ("RESUME", "WAKEUP"):
         return "green"
     return "cyan"
+
+
+class EngineSuggester(Suggester):
+    """Inline completion from the shell's completion engine (emutui/shell/completion.py),
+    so the TUI's command line and ``emutui shell`` complete the same way."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+        self.engine = engine
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value.strip():
+            return None
+        try:
+            cands = await asyncio.wait_for(self.engine.complete_async(value), 1.0)
+        except Exception:  # a completion problem must never break typing
+            return None
+        for c in cands:
+            line = value[: c.start] + c.text
+            if line.startswith(value) and line != value:
+                return line
+        return None
+
+
+async def completion_engine(conn: Any) -> Any:
+    """The shared QMP completion engine for a connector, or None (other backends)."""
+    if getattr(conn, "execute", None) is None:
+        return None
+    try:
+        from emutui.shell.completion import QmpCompleter
+    except ImportError:
+        return None
+    try:
+        return await asyncio.wait_for(QmpCompleter.for_connector(conn), 5.0)
+    except Exception:
+        return None
 
 
 class CommandInput(Input):
@@ -386,6 +423,14 @@ class EventsPane(Vertical):
         box = self.query_one(CommandInput)
         box.remove_class("hidden")
         box.focus()
+        if not isinstance(box.suggester, EngineSuggester):
+            self._load_engine(self.link)
+
+    @work(group="ev-engine", exclusive=True, exit_on_error=False)
+    async def _load_engine(self, link: InstanceLink) -> None:
+        engine = await completion_engine(link.conn)
+        if engine is not None and link is self.link:
+            self.query_one(CommandInput).suggester = EngineSuggester(engine)
 
     def action_close_inputs(self) -> None:
         for w in self.query("#ev-filter, #ev-cmd"):
