@@ -257,6 +257,40 @@ def cpu_model() -> str:
     return platform.processor() or "?"
 
 
+def memory_table(corpora: dict[str, bytes]) -> None:
+    """Memory held by one console after the whole corpus (tracemalloc): bounded by the
+    scrollback length, not by what was fed."""
+    import tracemalloc
+
+    print("\n| corpus | screen | MB fed | scrollback lines | MiB held | bytes per line |")
+    print("|---|---|---|---|---|---|")
+    for name in ("mixed", "flood"):
+        data = corpora.get(name)
+        if not data:
+            continue
+        for cols, rows in ((80, 24), (200, 50)):
+            tracemalloc.start()
+            t = Terminal(cols, rows, scrollback=10000)
+            for i in range(0, len(data), CHUNK):
+                t.feed(data[i : i + CHUNK])
+            held = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+            n = len(t.screen.history)
+            print(
+                f"| {name} | {cols}x{rows} | {len(data) / 1e6:.1f} | {n} | {held / 2**20:.1f} | "
+                f"{held / max(n, 1):.0f} |"
+            )
+            del t
+
+
+def print_header() -> None:
+    print(
+        "| engine | corpus | screen | MB | MB/s by CPU time, median (min–max) | "
+        "MB/s by wall time, median | scrollback lines kept |"
+    )
+    print("|---|---|---|---|---|---|---|")
+
+
 def _pyte_version() -> str:
     from importlib.metadata import version
 
@@ -281,18 +315,17 @@ def main() -> None:
         f"# {time.strftime('%Y-%m-%d %H:%M %Z')}, nproc {os.cpu_count()}, {cpu_model()}, "
         f"Python {platform.python_version()}, median of {args.runs} runs, 4 KiB chunks"
     )
-    print(
-        "| engine | corpus | screen | MB | MB/s by CPU time, median (min–max) | "
-        "MB/s by wall time, median | scrollback lines kept |"
-    )
-    print("|---|---|---|---|---|---|---|")
+    print_header()
     for name, data in corpora.items():
         for cols, rows in ((80, 24), (200, 50)):
             res = median_rate(feed_emutui, data, args.runs, cols, rows)
             print(
                 f"| emutui | {name} | {cols}x{rows} | {len(data) / 1e6:.1f} | {res} |", flush=True
             )
+    memory_table(corpora)
     if not args.no_pyte:
+        print()
+        print_header()
         psize = int(args.pyte_mb * 1e6)
         for name in ("mixed", "flood"):
             if name not in corpora:
