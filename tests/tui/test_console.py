@@ -13,7 +13,6 @@ from typing import Any
 from textual import events
 from textual.app import App, ComposeResult
 
-from emutui.backends.base import SocketSerial
 from emutui.control import make_connector
 from emutui.core.errors import BusyError
 from emutui.core.instance import Instance
@@ -98,31 +97,65 @@ async def test_typing_shows_the_guests_echo(guest: Instance) -> None:
 
 
 @needs_qemu
-async def test_a_held_channel_says_so_and_still_shows_history(guest: Instance) -> None:
+async def test_another_client_on_the_channel_does_not_block_the_console(guest: Instance) -> None:
+    """The serial hub fans a channel out to every client: `emutui term` (here a raw
+    socket) and the console both see the guest, and both can type."""
     conn = make_connector(guest, aux=False)
     await conn.connect()
-    other = await SocketSerial.open_unix(str(guest.handles.channels["com1"].path))  # type: ignore[union-attr]
+    other = await conn.serial("com1")
     try:
-        # The connector sees the other client through query-chardev.
-        try:
-            await (await conn.serial("com1")).close()
-            busy_detectable = False
-        except BusyError:
-            busy_detectable = True
         view = ConsoleView(guest, "com1", conn)
         app = ConsoleApp(view)
         async with app.run_test(size=(80, 12)) as pilot:
-            await wait_until(pilot, lambda: view.state != "LOG")
+            await wait_until(pilot, lambda: view.state == "ATTACHED")
             await wait_until(pilot, lambda: any("ready (COM1)" in ln for ln in rendered(view)))
-            if busy_detectable:
-                assert view.state == "BUSY"
-                await wait_until(
-                    pilot,
-                    lambda: any("held by another client" in ln for ln in rendered(view)),
-                )
+            await other.write(b"from-other\r")
+            await wait_until(pilot, lambda: any("from-other" in ln for ln in rendered(view)))
+            await pilot.press(*"mine", "enter")
+            await wait_until(pilot, lambda: any(ln.rstrip() == "mine" for ln in rendered(view)))
+            seen = b""
+            while b"mine" not in seen:
+                seen += await asyncio.wait_for(other.read(4096), 10)
     finally:
         await other.close()
         await conn.close()
+
+
+class BusyConnector:
+    async def serial(self, channel: str) -> object:
+        raise BusyError(f"fake: serial {channel} is held by another client")
+
+
+class GoneConnector:
+    async def serial(self, channel: str) -> object:
+        from emutui.core.errors import DisconnectedError
+
+        raise DisconnectedError("serial socket /x/com1.sock does not exist")
+
+
+async def test_busy_or_gone_channel_says_so_and_still_shows_history(tmp_path: Path) -> None:
+    for connector, state, text in (
+        (BusyConnector(), "BUSY", "serial com1 is held by another client"),
+        (GoneConnector(), "STOPPED", "instance stopped"),
+    ):
+        inst = fake_instance(tmp_path, b"history line\r\n")
+        view = ConsoleView(inst, "com1", connector)  # type: ignore[arg-type]
+        app = ConsoleApp(view)
+        async with app.run_test(size=(80, 12)) as pilot:
+            await wait_until(pilot, lambda: any(text in ln for ln in rendered(view)))  # noqa: B023
+            assert view.state == state
+            assert any("history line" in ln for ln in rendered(view))
+
+
+def test_log_tail_continues_into_the_previous_generation(tmp_path: Path) -> None:
+    from emutui.tui.widgets.console import _read_tail
+
+    log = tmp_path / "serial-com1.log"
+    (tmp_path / "serial-com1.log.1").write_bytes(b"A" * 100 + b"older\n")
+    log.write_bytes(b"newer\n")
+    data, end = _read_tail(log, 20)
+    assert data == b"A" * 8 + b"older\n" + b"newer\n"
+    assert end == 6
 
 
 # -- against a scripted stream -------------------------------------------------------------

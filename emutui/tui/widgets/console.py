@@ -278,6 +278,16 @@ class ConsoleView(ScrollView, can_focus=True):
 
     @work(exclusive=True, group="console-reader", exit_on_error=False)
     async def _attach_serial(self) -> None:
+        try:
+            await self._attach_and_read()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug, not the guest's doing: say so in the console
+            self._set_state("ERROR", repr(e))
+            self.notice(f"console stopped: {e!r}")
+            raise
+
+    async def _attach_and_read(self) -> None:
         log = self.instance.serial_log(self.channel)
         size0 = _file_size(log)
         stream: SerialStream | None = None
@@ -790,13 +800,25 @@ def _file_size(path: Path) -> int:
 
 
 def _read_tail(path: Path, n: int) -> tuple[bytes, int]:
-    """The last n bytes of a file and the file size they end at."""
+    """The last n bytes of a serial log and the size of the current file they end
+    at. The log rotates (``serial-com1.log`` -> ``.log.1``): when the current file
+    is shorter than n, the rest comes from the end of the previous generation."""
     try:
         with path.open("rb") as f:
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(0, size - n))
             data = f.read(n)
-            return data, max(0, size - n) + len(data)
+            end = max(0, size - n) + len(data)
     except OSError:
-        return b"", 0
+        data, end = b"", 0
+    if len(data) < n:
+        older = path.with_name(path.name + ".1")
+        try:
+            with older.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - (n - len(data))))
+                data = f.read(n - len(data)) + data
+        except OSError:
+            pass
+    return data, end
