@@ -54,7 +54,8 @@ def make_instance(
         for c in channels
     }
     for c in channels:
-        (d / f"serial-{c}.log").write_bytes(f"emutui-guest: ready ({c.upper()})\r\n".encode())
+        text = f"emutui-guest: ready ({c.upper()})\r\n" if banner else ""
+        (d / f"serial-{c}.log").write_bytes(text.encode())
     h = Handles(
         name=name,
         backend=backend,

@@ -18,6 +18,11 @@ class SnapshotApp(EmutuiApp):
     # log and fits its terminal; a snapshot must not depend on that timing.
     CSS = "ConsoleView { scrollbar-visibility: hidden; }"
 
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        # No tab-underline slides or smooth scrolls half-way through a snapshot.
+        self.animation_level = "none"
+
 
 def build_app(
     tmp: Path, theme: str = "dark", ram_size: int = 128 << 20, banner: bool = False
@@ -31,7 +36,14 @@ def build_app(
             tmp, "q35", "qemu", "q35", pid=31338, age=3725.0, channels=("com1",), banner=banner
         ),
         make_instance(
-            tmp, "board", "renode", "board", pid=31339, simulated=True, channels=("uart0",)
+            tmp,
+            "board",
+            "renode",
+            "board",
+            pid=31339,
+            simulated=True,
+            channels=("uart0",),
+            banner=banner,
         ),
         make_instance(tmp, "v80", "vrtd", "v80-sim", simulated=True, attached=True, channels=()),
     ]

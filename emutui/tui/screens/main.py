@@ -86,6 +86,8 @@ class MainScreen(Screen[None]):
         if name is None:
             if self.current is not None:
                 self.select(None)
+            else:
+                self._note()
         elif self.current is None or self.current.name != name:
             self.select(self.emu.links.get(name))
 
@@ -138,9 +140,10 @@ class MainScreen(Screen[None]):
         note = self.query_one("#inst-note", Static)
         if link is None:
             note.update(
-                "no instances: press [b]n[/] to start a target"
+                "no instances: press [b]n[/] to start a target from the config"
                 if self.emu.config and self.emu.config.targets
-                else "no instances",
+                else f"no instances in {self.emu.registry.root} (add targets to emutui.toml, "
+                "then press [b]n[/], or run 'emutui start TARGET')",
                 layout=False,
             )
             return
