@@ -158,6 +158,7 @@ class FakeConnector(BaseConnector):
         self.reads = 0
         self.serials: dict[str, FakeSerial] = {}
         self.written: dict[tuple[str, int], bytes] = {}
+        self.values = dict(VALUES)  # per connector: a test that sets one must not leak
 
     async def status(self) -> InstanceStatus:
         return InstanceStatus(self.state, self.state.value)
@@ -199,10 +200,10 @@ class FakeConnector(BaseConnector):
     async def get_prop(self, path: str, name: str) -> Any:
         if name.startswith("legacy-"):
             raise BackendError(f"qom-get: Property '{name}' is not readable")
-        return VALUES.get((path, name), "")
+        return self.values.get((path, name), "")
 
     async def set_prop(self, path: str, name: str, value: Any) -> None:
-        VALUES[(path, name)] = value
+        self.values[(path, name)] = value
 
     async def regions(self) -> list[MemoryRegion]:
         return [
