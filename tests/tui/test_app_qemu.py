@@ -57,6 +57,14 @@ async def test_pause_shows_stop_in_events(guest, registry, config):
         await until(pilot, lambda: "STOP" in widget_text(events.list), what="STOP on screen")
         await pilot.press("1", "u")
         await until(pilot, lambda: "RESUME" in events.visible_names(), what="RESUME event")
+    # A second TUI shows them from the journal (events.jsonl) before anything new happens.
+    again = EmutuiApp(registry, config)
+    async with again.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        events = again.screen.query_one(EventsPane)
+        await until(
+            pilot, lambda: events.visible_names()[-2:] == ["STOP", "RESUME"], what="history"
+        )
 
 
 async def test_props_tree_reaches_edu0(guest, registry, config):
