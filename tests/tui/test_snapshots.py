@@ -137,3 +137,8 @@ def test_theme(theme: str, snap_compare, tmp_path: Path) -> None:
     assert snap_compare(
         build_app(tmp_path, theme=theme), terminal_size=(120, 40), run_before=show_memory
     )
+
+
+def test_wide_layout(snap_compare, tmp_path: Path) -> None:
+    # 200x50: instances and the selected one's details in a sidebar
+    assert snap_compare(build_app(tmp_path), terminal_size=(200, 50), run_before=show_props)

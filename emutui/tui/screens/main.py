@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Container, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
@@ -23,6 +24,8 @@ from emutui.tui.widgets.props import PropsPane
 
 if TYPE_CHECKING:
     from emutui.tui.app import EmutuiApp
+
+WIDE = 160  # columns from which the instances move into a sidebar
 
 # tab id -> (title, capabilities any of which shows the tab)
 PANES = {
@@ -59,18 +62,27 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="title", classes="title-bar")
-        yield InstanceTable(clock=self.emu.clock, id="instances")
-        yield Static("", id="inst-note", classes="status-line")
-        with TabbedContent(id="panes", initial="console"):
-            with TabPane("Console", id="console"):
-                yield ConsolePane(id="console-pane")
-            with TabPane("Events", id="events"):
-                yield EventsPane(id="events-pane", frozen_time=self.emu.frozen)
-            with TabPane("Properties", id="props"):
-                yield PropsPane(id="props-pane")
-            with TabPane("Memory", id="memory"):
-                yield MemoryPane(id="memory-pane")
+        # Narrow: instances above the tabs. Wide (>= WIDE columns): instances and
+        # the selected one's details in a sidebar, the tabs beside them.
+        with Container(id="body"):
+            with Vertical(id="sidebar"):
+                yield InstanceTable(clock=self.emu.clock, id="instances")
+                yield Static("", id="inst-note", classes="status-line")
+                yield Static("", id="inst-detail")
+            with TabbedContent(id="panes", initial="console"):
+                with TabPane("Console", id="console"):
+                    yield ConsolePane(id="console-pane")
+                with TabPane("Events", id="events"):
+                    yield EventsPane(id="events-pane", frozen_time=self.emu.frozen)
+                with TabPane("Properties", id="props"):
+                    yield PropsPane(id="props-pane")
+                with TabPane("Memory", id="memory"):
+                    yield MemoryPane(id="memory-pane")
         yield Footer()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width >= WIDE, "-wide")
+        self.set_class(event.size.height >= 40, "-tall")
 
     def on_mount(self) -> None:
         self.query_one(InstanceTable).focus()
@@ -120,6 +132,7 @@ class MainScreen(Screen[None]):
     @on(Connected)
     def _connected(self, message: Connected) -> None:
         if self.current is not None and message.name == self.current.name:
+            self._note()
             self.request_panes()
 
     @on(DataTable.RowHighlighted, "#instances")
@@ -135,7 +148,36 @@ class MainScreen(Screen[None]):
         self._note()
         self.request_panes()
 
+    def _detail(self) -> None:
+        """The sidebar's facts about the selected instance (wide layout only)."""
+        link = self.current
+        box = self.query_one("#inst-detail", Static)
+        if link is None:
+            box.update("")
+            return
+        inst, h = link.inst, link.inst.handles
+        lines = [
+            f"[b]{inst.name}[/]  {inst.backend} / {inst.target}",
+            f"state    {link.status.state.value}  [dim]{link.status.detail}[/]",
+            f"pid      {inst.pid or '-'}",
+            f"dir      {inst.wd}",
+        ]
+        if h is not None:
+            chans = ", ".join(f"{k} ({c.role})" for k, c in sorted(h.channels.items()))
+            lines.append(f"channels {chans or '-'}")
+            if h.simulated:
+                lines.append("[i cyan]simulated[/]")
+        if link.capabilities:
+            lines.append("can      " + ", ".join(sorted(c.value for c in link.capabilities)))
+        if link.status.state is InstanceState.DEAD:
+            tail = inst.tail(lines=8)
+            if tail:
+                lines.append("[b]last output[/]")
+                lines.extend(f"[dim]{t}[/]" for t in tail)
+        box.update("\n".join(lines))
+
     def _note(self) -> None:
+        self._detail()
         link = self.current
         note = self.query_one("#inst-note", Static)
         if link is None:
