@@ -195,3 +195,24 @@ async def test_memory_goto_words_follow_and_edit(tmp_path: Path) -> None:
         await until(pilot, lambda: hv.cursor // hv.page_size in hv._pages, what="re-read")
         page = hv._pages[hv.cursor // hv.page_size]
         assert page[off % hv.page_size : off % hv.page_size + 2] == b"\xde\xad"
+
+
+async def test_follow_highlights_changed_bytes(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("5")
+        mem = app.screen.query_one(MemoryPane)
+        await until(pilot, lambda: len(mem.regions) == 2)
+        mem.select_region("ram")
+        hv = app.screen.query_one(HexView)
+        await until(pilot, lambda: hv.mem_region is not None and hv.mem_region.name == "ram")
+        await hv.wait_loaded()
+        hv.set_follow(True)
+        conn = app.fake_connectors["pc"]  # type: ignore[attr-defined]
+        conn.written[("ram", 0x21)] = b"\x99"  # the device changes a byte behind our back
+        await until(pilot, lambda: 0x21 in hv._changed, what="change seen by follow")
+        row = hv.render_line(2)  # offset 0x20
+        styles = [seg.style for seg in row if seg.text.strip() == "99"]
+        assert styles and styles[0].bgcolor is not None  # highlighted
+        hv.set_follow(False)
