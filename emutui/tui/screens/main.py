@@ -227,6 +227,9 @@ class MainScreen(Screen[None]):
         link = self.current
         tabs = self.query_one("#panes", TabbedContent)
         caps = link.capabilities if link is not None and link.conn is not None else None
+        if link is not None and link.status.state is InstanceState.DEAD:
+            # What a dead instance left behind: its serial logs and its journal.
+            caps = frozenset({Capability.SERIAL, Capability.EVENTS})
         for pane_id, (_title, needs) in PANES.items():
             if caps is None or caps & needs:
                 tabs.show_tab(pane_id)

@@ -160,10 +160,13 @@ class ConsolePane(Vertical):
         if not channels:
             note.update(f"{link.name} has no serial channels", layout=False)
             return
-        note.update(
-            f"[b]{link.name}[/]  Enter: type into the console  [dim]Ctrl+] leaves it[/]",
-            layout=False,
-        )
+        if link.conn is None:
+            note.update(f"[b]{link.name}[/]  log only: the instance is not connected", layout=False)
+        else:
+            note.update(
+                f"[b]{link.name}[/]  Enter: type into the console  [dim]Ctrl+] leaves it[/]",
+                layout=False,
+            )
         for ch in channels:
             view = ConsoleWidget(link.inst, ch, link.conn, id=f"con-{_safe(link.name)}-{_safe(ch)}")
             await tabs.add_pane(TabPane(ch, view, id=f"tab-{_safe(ch)}"))
