@@ -82,7 +82,10 @@ class DemoLab:
         )
         for inst, r in zip(insts, results, strict=True):
             if isinstance(r, Exception):
-                print(f"emutui demo: stopping {inst.name}: {r}", file=sys.stderr)
+                try:
+                    print(f"emutui demo: stopping {inst.name}: {r}", file=sys.stderr)
+                except OSError:
+                    pass
         for p in self.procs:
             if p.poll() is None:
                 try:
@@ -120,7 +123,10 @@ async def create_lab(progress: bool = True) -> DemoLab:
 
     def say(msg: str) -> None:
         if progress:
-            print(f"emutui demo: {msg}", file=sys.stderr, flush=True)
+            try:
+                print(f"emutui demo: {msg}", file=sys.stderr, flush=True)
+            except OSError:
+                pass
 
     # Short path: unix socket paths must fit in 107 bytes.
     root = Path(tempfile.mkdtemp(prefix="emutui-demo-", dir="/tmp"))

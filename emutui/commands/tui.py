@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from typing import Any
 
@@ -40,6 +41,13 @@ def _ui_options(args: argparse.Namespace, ui: dict[str, Any]) -> tuple[str | Non
     return theme, mouse
 
 
+def _say(msg: str) -> None:
+    try:
+        print(msg, file=sys.stderr, flush=True)
+    except OSError:  # the terminal went away (SIGHUP): nobody to tell
+        pass
+
+
 def run_console(args: argparse.Namespace) -> int:
     from emutui.tui.app import EmutuiApp, resolve_theme
 
@@ -66,18 +74,23 @@ def run_demo(args: argparse.Namespace) -> int:
     resolve_theme(theme)
     lab = asyncio.run(create_lab())
     for note in lab.notes:
-        print(f"emutui demo: {note}", file=sys.stderr)
+        _say(f"emutui demo: {note}")
     try:
         app = EmutuiApp(lab.registry, lab.config, theme=theme, lab_label=lab.label())
         app.run(mouse=mouse)
     finally:
-        if args.keep:
-            print(
-                f"emutui demo: instances left running; state dir {lab.state_dir}\n"
-                f"  EMUTUI_STATE_DIR={lab.state_dir} EMUTUI_CONFIG={lab.config_path} emutui",
-                file=sys.stderr,
-            )
-        else:
-            print("emutui demo: stopping the demo instances…", file=sys.stderr)
-            asyncio.run(lab.teardown())
+        # Also after SIGHUP (terminal closed): then stderr is gone, so _say must
+        # not raise before the teardown has run.
+        try:
+            if args.keep:
+                _say(
+                    f"emutui demo: instances left running; state dir {lab.state_dir}\n"
+                    f"  EMUTUI_STATE_DIR={lab.state_dir} EMUTUI_CONFIG={lab.config_path} emutui"
+                )
+            else:
+                _say("emutui demo: stopping the demo instances…")
+        finally:
+            if not args.keep:
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # finish stopping, then go
+                asyncio.run(lab.teardown())
     return 0
