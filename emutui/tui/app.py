@@ -21,6 +21,9 @@ from emutui.tui.links import ConnectorFactory, InstanceLink, default_factory
 from emutui.tui.messages import InstancesChanged
 from emutui.tui.screens.help import HelpScreen
 from emutui.tui.screens.main import MainScreen
+from emutui.tui.widgets.instances import InstanceTable
+from emutui.tui.widgets.memory import MemoryPane
+from emutui.tui.widgets.props import PropsPane
 
 THEME_DIR = Path(__file__).resolve().parent.parent / "themes"
 THEMES = ("dark", "light", "high-contrast")
@@ -198,7 +201,7 @@ class EmutuiApp(App[None]):
 
     def _tick_uptime(self) -> None:
         try:
-            self._main_screen().query_one("#instances").sync(self.links.values())  # type: ignore[attr-defined]
+            self._main_screen().query_one(InstanceTable).sync(self.links.values())
         except LookupError:
             pass
 
@@ -249,18 +252,18 @@ class EmutuiApp(App[None]):
             (
                 "Jump to property path",
                 "Expand the property tree to a path",
-                lambda: main.query_one("#props-pane").action_jump(),
-            ),  # type: ignore[attr-defined]
+                lambda: main.query_one(PropsPane).action_jump(),
+            ),
             (
                 "Go to memory offset",
                 "Move the hex view",
-                lambda: main.query_one("#memory-pane").action_goto(),
-            ),  # type: ignore[attr-defined]
+                lambda: main.query_one(MemoryPane).action_goto(),
+            ),
             (
                 "Follow memory",
                 "Re-read the visible memory twice a second",
-                lambda: main.query_one("#memory-pane").action_follow(),
-            ),  # type: ignore[attr-defined]
+                lambda: main.query_one(MemoryPane).action_follow(),
+            ),
             ("Help", "Keys of every pane", self.action_help),
         ):
             yield SystemCommand(title, help_, cb)

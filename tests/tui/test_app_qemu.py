@@ -54,7 +54,7 @@ async def test_pause_shows_stop_in_events(guest, registry, config):
         await pilot.press("3")
         events = app.screen.query_one(EventsPane)
         await until(pilot, lambda: "STOP" in events.visible_names(), what="STOP event")
-        await until(pilot, lambda: "STOP" in widget_text(events.list), what="STOP on screen")
+        await until(pilot, lambda: "STOP" in widget_text(events.event_list), what="STOP on screen")
         await pilot.press("1", "u")
         await until(pilot, lambda: "RESUME" in events.visible_names(), what="RESUME event")
     # A second TUI shows them from the journal (events.jsonl) before anything new happens.

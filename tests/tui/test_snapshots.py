@@ -11,6 +11,7 @@ import pytest
 from textual.pilot import Pilot
 
 from emutui.tui.widgets.console_pane import ConsoleWidget
+from emutui.tui.widgets.events import EventsPane
 from emutui.tui.widgets.hexview import HexView
 from emutui.tui.widgets.memory import MemoryPane
 from emutui.tui.widgets.props import PropsPane
@@ -49,7 +50,7 @@ async def show_console(pilot: Pilot) -> None:
 async def show_events(pilot: Pilot) -> None:
     await ready(pilot)
     await pilot.press("3")
-    await until(pilot, lambda: len(pilot.app.screen.query_one("EventsPane").list.items) >= 6)
+    await until(pilot, lambda: len(pilot.app.screen.query_one(EventsPane).event_list.items) >= 6)
     await pilot.press("up", "enter")
     await pilot.pause(0.3)
 

@@ -245,7 +245,9 @@ class MainScreen(Screen[None]):
 
     def action_focus_pane(self, pane: str) -> None:
         if pane == "instances":
-            self.query_one(InstanceTable).focus()
+            # set_focus, not focus(): focus() is deferred, and the next key of a
+            # burst (tmux, a fast typist) would still go to the old widget.
+            self.set_focus(self.query_one(InstanceTable))
             return
         tabs = self.query_one("#panes", TabbedContent)
         tabs.active = pane

@@ -298,7 +298,7 @@ class EventsPane(Vertical):
         )
 
     @property
-    def list(self) -> EventList:
+    def event_list(self) -> EventList:
         return self.query_one(EventList)
 
     # -- data -------------------------------------------------------------------------
@@ -327,7 +327,7 @@ class EventsPane(Vertical):
             self._update_status()
             return
         f = self.filter_text
-        self.list.extend(evs if not f else (e for e in evs if matches(e, f)))
+        self.event_list.extend(evs if not f else (e for e in evs if matches(e, f)))
         self._update_status()
 
     def show(self, link: InstanceLink | None) -> None:
@@ -348,11 +348,11 @@ class EventsPane(Vertical):
         st = self.stores.get(self.link.name, ()) if self.link else ()
         f = self.filter_text
         self.pending = 0
-        self.list.set_items([e for e in st if matches(e, f)] if f else list(st))
+        self.event_list.set_items([e for e in st if matches(e, f)] if f else list(st))
         self._update_status()
 
     def _update_status(self) -> None:
-        lst = self.list
+        lst = self.event_list
         parts = [f"{len(lst.items)} events"]
         if self.paused:
             parts.append(f"[b yellow]paused[/] ({self.pending} new)")
@@ -367,15 +367,15 @@ class EventsPane(Vertical):
 
     @on(EventList.UserMoved)
     def _user_moved(self) -> None:
-        if self.list.follow:
-            self.list.follow = False
+        if self.event_list.follow:
+            self.event_list.follow = False
             self._update_status()
 
     @on(EventList.ToggleDetail)
     def _toggle_detail(self) -> None:
         self.detail_open = not self.detail_open
         self.query_one("#ev-detail").set_class(not self.detail_open, "hidden")
-        self._show_detail(self.list.selected())
+        self._show_detail(self.event_list.selected())
 
     @on(EventList.Selected)
     def _selected(self, event: EventList.Selected) -> None:
@@ -395,7 +395,7 @@ class EventsPane(Vertical):
     # -- actions ----------------------------------------------------------------------
 
     def action_follow(self) -> None:
-        lst = self.list
+        lst = self.event_list
         lst.follow = not lst.follow
         if lst.follow:
             if self.paused:
@@ -435,7 +435,7 @@ class EventsPane(Vertical):
     def action_close_inputs(self) -> None:
         for w in self.query("#ev-filter, #ev-cmd"):
             w.add_class("hidden")
-        self.list.focus()
+        self.event_list.focus()
 
     @on(Input.Changed, "#ev-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -446,7 +446,7 @@ class EventsPane(Vertical):
     def _filter_done(self, event: Input.Submitted) -> None:
         if not event.value.strip():
             event.input.add_class("hidden")
-        self.list.focus()
+        self.event_list.focus()
 
     @on(Input.Submitted, "#ev-cmd")
     def _command_submitted(self, event: Input.Submitted) -> None:
@@ -468,7 +468,7 @@ class EventsPane(Vertical):
         except EmutuiError as e:
             ev = Event(ERROR, {"command": line, "error": str(e)}, source=link.name)
         self.ingest(link.name, [ev])
-        lst = self.list
+        lst = self.event_list
         if ev in lst.items:
             lst.cursor = len(lst.items) - 1 if lst.follow else lst.items.index(ev)
         if not self.detail_open:
@@ -483,4 +483,4 @@ class EventsPane(Vertical):
         return r.text.plain if isinstance(r, JSON) else str(r)
 
     def visible_names(self) -> list[str]:
-        return [e.name for e in self.list.items]
+        return [e.name for e in self.event_list.items]
