@@ -76,7 +76,13 @@ def run_demo(args: argparse.Namespace) -> int:
     for note in lab.notes:
         _say(f"emutui demo: {note}")
     try:
-        app = EmutuiApp(lab.registry, lab.config, theme=theme, lab_label=lab.label())
+        app = EmutuiApp(
+            lab.registry,
+            lab.config,
+            theme=theme,
+            lab_label=lab.label(),
+            on_hangup=None if args.keep else lab.teardown,
+        )
         app.run(mouse=mouse)
     finally:
         # Also after SIGHUP (terminal closed): then stderr is gone, so _say must

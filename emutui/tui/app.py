@@ -6,7 +6,7 @@ import asyncio
 import gc
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from textual.app import App, SystemCommand
@@ -73,6 +73,7 @@ class EmutuiApp(App[None]):
         frozen: bool = False,
         lab_label: str = "",
         rescan: bool = True,
+        on_hangup: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__()
         self.registry = registry
@@ -84,6 +85,7 @@ class EmutuiApp(App[None]):
         self.lab_label = lab_label
         self.auto_rescan = rescan
         self.links: dict[str, InstanceLink] = {}
+        self.on_hangup = on_hangup
         self.emutui_theme = resolve_theme(theme)
         self.register_theme(HIGH_CONTRAST)
         self.theme = BASE_THEME[self.emutui_theme]
@@ -110,9 +112,9 @@ class EmutuiApp(App[None]):
             import signal
 
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGHUP, signal.SIGTERM):
+            for sig, handler in ((signal.SIGHUP, self._hangup), (signal.SIGTERM, self.exit)):
                 try:
-                    loop.add_signal_handler(sig, self.exit)
+                    loop.add_signal_handler(sig, handler)
                 except (NotImplementedError, RuntimeError):
                     pass
         self.rescan()
@@ -120,6 +122,23 @@ class EmutuiApp(App[None]):
             self.set_interval(RESCAN_PERIOD, self.rescan)
         if not self.frozen:
             self.set_interval(1.0, self._tick_uptime)
+
+    def _hangup(self) -> None:
+        self.run_worker(self._after_hangup(), group="hangup", exit_on_error=False)
+
+    async def _after_hangup(self) -> None:
+        """The terminal is gone: let go of the instances, run ``on_hangup`` (the demo
+        stops its lab), and leave without Textual's shutdown, which restores a
+        terminal that no longer exists and can block forever in its writer thread
+        (seen with textual 8.2.8 after tmux kill-session)."""
+        for name in list(self.links):
+            await self.drop_link(name)
+        if self.on_hangup is not None:
+            try:
+                await asyncio.wait_for(self.on_hangup(), 30)
+            except Exception:
+                pass
+        os._exit(129)
 
     def on_ready(self) -> None:
         self.first_frame_at = time.perf_counter()
