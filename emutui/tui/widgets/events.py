@@ -335,6 +335,11 @@ class EventsPane(Vertical):
         self._rebuild()
         cmd = self.query_one(CommandInput)
         cmd.suggester = SuggestFromList(self._command_names(), case_sensitive=False)
+        backend = link.inst.backend if link else ""
+        cmd.placeholder = {
+            "qemu": ": QMP command (query-status, qom-list path=/machine, !info pci for HMP)",
+            "renode": ": Renode monitor command (version, sysbus.uart0 WriteChar 65)",
+        }.get(backend, f": {backend} monitor command")
 
     def refresh_commands(self) -> None:
         self.query_one(CommandInput).suggester = SuggestFromList(
