@@ -393,6 +393,9 @@ class _EventStream:
         gone = asyncio.ensure_future(self._conn._gone.wait())
         try:
             done, _ = await asyncio.wait({get, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            get.cancel()  # cancelled by our consumer: leave no task pending
+            raise
         finally:
             gone.cancel()
         if get in done:
