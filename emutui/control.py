@@ -98,6 +98,10 @@ async def stop_instance(registry: Registry, inst: Instance) -> None:
     from emutui.core import proc, serialhub
 
     with inst.lock():
+        # What is on disk now, not what the caller loaded earlier: a restarted hub
+        # or a restarted emulator of the same name has other pids.
+        if inst.wd.exists():
+            inst = Instance.load(inst.wd)
         h = inst.handles
         if h is not None and inst.is_daemon:
             sim_pid, sim_start = h.options.get("sim_pid"), h.options.get("sim_pid_start")

@@ -127,6 +127,9 @@ async def test_guest_exit_marks_dead(guest):
         await stream.close()
     assert proc.wait_gone(guest.pid, guest.handles.pid_start, 5)
     assert (await probe_status(guest)).state is InstanceState.DEAD
+    # the serial hub leaves with the emulator: nothing lingers
+    hub_pid, hub_start = guest.handles.options["helpers"]["serialhub"]
+    assert proc.wait_gone(hub_pid, hub_start, 5)
 
 
 async def test_reset_sends_reset_events(guest):

@@ -153,15 +153,15 @@ async def serve(spec: HubSpec) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(p.run()) for p in ports]
+    # Every port ends when the emulator closes it (or fails); the hub ends with the
+    # last of them, or at once on SIGTERM.
+    ports_done = asyncio.ensure_future(asyncio.gather(*tasks, return_exceptions=True))
     waiter = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_EXCEPTION)
-    if waiter in done:
-        for t in tasks:
-            t.cancel()
-    else:
-        # every port ends when the emulator closes it; wait for all of them
-        await asyncio.gather(*tasks, return_exceptions=True)
-        waiter.cancel()
+    await asyncio.wait([ports_done, waiter], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(ports_done, return_exceptions=True)
     for t in tasks:
         if t.done() and not t.cancelled() and t.exception() is not None:
             _note(f"port failed: {t.exception()!r}")
