@@ -155,7 +155,10 @@ async def serve(spec: HubSpec) -> int:
     tasks = [asyncio.create_task(p.run()) for p in ports]
     # Every port ends when the emulator closes it (or fails); the hub ends with the
     # last of them, or at once on SIGTERM.
-    ports_done = asyncio.ensure_future(asyncio.gather(*tasks, return_exceptions=True))
+    async def all_ports() -> None:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    ports_done = asyncio.create_task(all_ports())
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait([ports_done, waiter], return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
