@@ -145,3 +145,19 @@ async def test_command_line_completes_with_the_shell_engine(guest, registry, con
         await pilot.press("right", "enter")
         await until(pilot, lambda: REPLY in events.visible_names(), what="reply")
         assert '"running"' in events.detail_text()
+
+
+async def test_enter_on_an_instance_opens_its_console(guest, registry, config):
+    app = EmutuiApp(registry, config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: _connected(app, guest.name), what="connected")
+        await pilot.press("1", "enter")
+        pane = app.screen.query_one(ConsolePane)
+        await until(
+            pilot,
+            lambda: app.focused is not None and app.focused is pane.active_view(),
+            what="console focused",
+        )
+        await pilot.press(*"via enter", "enter")
+        view = pane.active_view()
+        await until(pilot, lambda: "via enter" in widget_text(view), what="echo on screen")

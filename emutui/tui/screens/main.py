@@ -142,6 +142,12 @@ class MainScreen(Screen[None]):
         if link is not self.current:
             self.select(link)
 
+    @on(DataTable.RowSelected, "#instances")
+    def _open_console(self, event: DataTable.RowSelected) -> None:
+        """Enter on an instance: straight into its console, as in a terminal multiplexer."""
+        self.query_one("#panes", TabbedContent).active = "console"
+        self.call_after_refresh(self.query_one(ConsolePane).action_enter_console)
+
     def select(self, link: InstanceLink | None) -> None:
         self.current = link
         self._title()
