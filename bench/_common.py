@@ -59,6 +59,7 @@ qtest = true
 
 def emutui(env: dict[str, str], *args: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "emutui", *args], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "emutui", *args], env=env, check=True, capture_output=True
+    )
     return time.perf_counter() - t0

@@ -17,8 +17,12 @@ from _common import emutui, lab, machine, summary
 
 def start_to_banner(env: dict[str, str], state: Path, name: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "emutui", "start", "guest", "--name", name],
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "emutui", "start", "guest", "--name", name],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     log = state / name / "serial-com1.log"
     while b"ready (COM1)" not in (log.read_bytes() if log.exists() else b""):
         time.sleep(0.001)
@@ -38,16 +42,19 @@ def main() -> None:
             emutui(env, "start", "guest", "--name", f"g{i}")
         ls = [emutui(env, "ls") for _ in range(runs)]
         ls_json = [emutui(env, "ls", "--json") for _ in range(runs)]
-        prop = [emutui(env, "prop", "get", "g0", "/machine/peripheral/edu0", "type")
-                for _ in range(runs)]
+        prop = [
+            emutui(env, "prop", "get", "g0", "/machine/peripheral/edu0", "type")
+            for _ in range(runs)
+        ]
         print(f"machine: {machine()}")
         print(f"emutui start -> banner in serial log: {summary(banner)}")
         print(f"emutui ls (3 instances):              {summary(ls)}")
         print(f"emutui ls --json (3 instances):       {summary(ls_json)}")
         print(f"emutui prop get:                      {summary(prop)}")
     finally:
-        subprocess.run([sys.executable, "-m", "emutui", "stop", "--all"], env=env,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "emutui", "stop", "--all"], env=env, capture_output=True
+        )
         shutil.rmtree(d, ignore_errors=True)
 
 

@@ -153,6 +153,7 @@ async def serve(spec: HubSpec) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(p.run()) for p in ports]
+
     # Every port ends when the emulator closes it (or fails); the hub ends with the
     # last of them, or at once on SIGTERM.
     async def all_ports() -> None:
