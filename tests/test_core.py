@@ -134,6 +134,18 @@ def test_sanitizer_output_never_contains_string_introducers(data):
         assert intro not in out
 
 
+def test_cli_ls_path_never_imports_textual(tmp_path):
+    code = (
+        "import sys\n"
+        "from emutui.cli import main\n"
+        f"main(['--state-dir', {str(tmp_path)!r}, 'ls'])\n"
+        "bad = [m for m in ('textual', 'rich', 'prompt_toolkit') if m in sys.modules]\n"
+        "print(bad, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip() == "[]"
+
+
 def test_core_and_backends_never_import_textual():
     code = (
         "import sys, emutui.core.instance, emutui.core.registry, emutui.control, "
