@@ -197,19 +197,36 @@ def spec_for(handles: Handles) -> HubSpec:
     )
 
 
-async def start_for(handles: Handles, wd: Path) -> None:
-    """Spawn the hub for ``handles``' serial channels and record it in ``handles``."""
+def launch_for(handles: Handles, wd: Path) -> HubSpec | None:
+    """Spawn the hub for ``handles``' serial channels and record it in ``handles``.
+
+    It may be launched together with the emulator: it retries its upstream
+    sockets until they exist, so its interpreter start overlaps the emulator's.
+    """
     spec = spec_for(handles)
     if not spec.ports:
-        return
+        return None
     for port in spec.ports:  # a killed hub leaves its sockets; "ready" means new ones
         with contextlib.suppress(FileNotFoundError):
             os.unlink(port.listen)
     pid, start = spawn(spec, wd)
     handles.options.setdefault("helpers", {})["serialhub"] = [pid, start]
+    return spec
+
+
+async def wait_launched(handles: Handles, wd: Path, spec: HubSpec | None) -> None:
+    """Returns once the hub holds every port; raises BackendError if it died trying."""
+    if spec is None:
+        return
+    pid = int(handles.options["helpers"]["serialhub"][0])
     if not await wait_ready(spec, pid):
         tail = (wd / HUB_LOG).read_text(errors="replace").strip().splitlines()[-2:]
         raise BackendError("serial hub did not start: " + " | ".join(tail))
+
+
+async def start_for(handles: Handles, wd: Path) -> None:
+    """Spawn the hub for ``handles``' serial channels, record it, wait until it is ready."""
+    await wait_launched(handles, wd, launch_for(handles, wd))
 
 
 async def ensure_hub(handles: Handles, wd: Path) -> bool:

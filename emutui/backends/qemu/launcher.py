@@ -39,6 +39,7 @@ def validate(target: TargetConfig) -> None:
     target.bool_opt("qtest")
     target.str_opt("memory")
     target.str_opt("cpu")
+    target.log_limits()
 
 
 def resolve_binary(target: TargetConfig) -> str:
@@ -144,6 +145,7 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
     from emutui.backends.qemu.connector import QemuConnector
     from emutui.core.instance import Instance
 
+    max_bytes, gens = target.log_limits()
     cmd, channels = build_command(target, wd)
     popen = spawn(cmd, wd)
     handles = Handles(
@@ -156,23 +158,22 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
         channels=channels,
         options={"qtest": "qtest" in channels, "machine": target.str_opt("machine") or ""},
     )
-    handles.save(wd)
+    handles.options.update(log_max_bytes=max_bytes, log_generations=gens)
     try:
+        # The hub starts beside QEMU and holds the serial ports before the first
+        # guest instruction (QEMU waits at -S), so the banner is in the log.
+        hub = serialhub.launch_for(handles, wd)
+        handles.save(wd)
         await wait_for_sockets(
             popen, [c.upstream or c.path for c in channels.values() if c.path], wd
         )
-        # The hub holds the serial ports before the first guest instruction
-        # (QEMU is still at -S), so the banner is in the log.
-        max_bytes, gens = target.log_limits()
-        handles.options.update(log_max_bytes=max_bytes, log_generations=gens)
-        await serialhub.start_for(handles, wd)
-        handles.save(wd)
+        await serialhub.wait_launched(handles, wd, hub)
         if not paused:
             conn = QemuConnector(Instance(name=name, wd=wd, handles=handles), aux=True)
             await conn.connect()
             try:
-                # Serial output is captured by the chardev logfile from the first byte,
-                # so nothing printed before a console attaches is lost.
+                # The hub logs from the first byte, so nothing printed before a
+                # console attaches is lost.
                 await conn.resume()
             finally:
                 await conn.close()
