@@ -52,7 +52,9 @@ async def test_all_panes(board: Instance, registry: Registry, renode_config: Con
         await pilot.press("3")
         events = app.screen.query_one(EventsPane)
         await until(
-            pilot, lambda: "Machine paused." in widget_text(events.event_list), what="event on screen"
+            pilot,
+            lambda: "Machine paused." in widget_text(events.event_list),
+            what="event on screen",
         )
         await pilot.press("1", "u")
         await pilot.press("4")
