@@ -76,6 +76,7 @@ async def test_killed_serial_hub_is_restarted(guest):
     assert (await probe_status(guest)).state is InstanceState.RUNNING
 
 
+@pytest.mark.timeout(FLOOD_SECONDS + 120)
 async def test_flood_loses_nothing_and_other_instances_go_on(config, registry, guest):
     """Minutes of flooding (EMUTUI_FLOOD_SECONDS, 120 by default) with one reading client
     and one stalled one: every line lands in the log in order, the other instance and the
