@@ -161,3 +161,24 @@ async def test_enter_on_an_instance_opens_its_console(guest, registry, config):
         await pilot.press(*"via enter", "enter")
         view = pane.active_view()
         await until(pilot, lambda: "via enter" in widget_text(view), what="echo on screen")
+
+
+async def test_console_search_and_copy_after_leaving(guest, registry, config):
+    app = EmutuiApp(registry, config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: _connected(app, guest.name), what="connected")
+        await pilot.press("1", "enter")
+        pane = app.screen.query_one(ConsolePane)
+        await until(pilot, lambda: app.focused is pane.active_view(), what="console focused")
+        view = pane.active_view()
+        await pilot.press(*"needle42", "enter")
+        await until(pilot, lambda: "needle42" in widget_text(view), what="echo")
+        await pilot.press("ctrl+right_square_bracket")
+        await until(pilot, lambda: app.focused is not view, what="left console")
+        # "/" searches the scrollback while the console is not focused
+        await pilot.press("slash")
+        await until(pilot, lambda: app.screen.query("#prompt-input"), what="search prompt")
+        await pilot.press(*"needle42", "enter")
+        await until(pilot, lambda: view.match is not None, what="match highlighted")
+        await pilot.press("c")
+        await until(pilot, lambda: "needle42" in (app.clipboard or ""), what="copied")

@@ -121,7 +121,16 @@ ConsoleWidget = _View
 
 
 class ConsolePane(Vertical):
-    BINDINGS = [Binding("enter", "enter_console", "Enter console")]
+    # These apply while the console is not focused (after Ctrl+]): inside it every
+    # key belongs to the guest. "/" searches the scrollback here, as in less.
+    BINDINGS = [
+        Binding("enter", "enter_console", "Enter console"),
+        Binding("slash", "search", "Search", key_display="/"),
+        Binding("n", "search_next", "Next match", show=False),
+        Binding("N", "search_prev", "Previous match", show=False),
+        Binding("c", "copy", "Copy"),
+        Binding("end", "live", "Live", show=False),
+    ]
 
     class Left(Message):
         """The user left a console with Ctrl+]."""
@@ -178,6 +187,43 @@ class ConsolePane(Vertical):
             return None
         views = list(pane.query(ConsoleWidget))
         return views[0] if views else None
+
+    def action_search(self) -> None:
+        view = self.active_view()
+        if view is None or not hasattr(view, "search"):
+            return
+        from emutui.tui.screens.dialogs import PromptScreen
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            if not text:
+                view.clear_search()
+            elif not view.search(text):
+                self.notify(f"{text!r} is not in the scrollback", severity="warning")
+
+        self.app.push_screen(PromptScreen("Search the scrollback (older first)", ""), done)
+
+    def action_search_next(self) -> None:
+        view = self.active_view()
+        if view is not None and hasattr(view, "search_next") and not view.search_next():
+            self.notify("no earlier match", severity="warning")
+
+    def action_search_prev(self) -> None:
+        view = self.active_view()
+        if view is not None and hasattr(view, "search_next") and not view.search_next(False):
+            self.notify("no later match", severity="warning")
+
+    def action_copy(self) -> None:
+        view = self.active_view()
+        if view is not None and hasattr(view, "copy_text"):
+            text = view.copy_text()
+            self.notify(f"copied {len(text or '')} characters to the clipboard")
+
+    def action_live(self) -> None:
+        view = self.active_view()
+        if view is not None and hasattr(view, "scroll_to_live"):
+            view.scroll_to_live()
 
     def action_enter_console(self) -> None:
         view = self.active_view()
