@@ -27,8 +27,11 @@ HELP = """\
 **Instances**: `j`/`k` move, `n` start a target, `x` stop, `r` reset, `p` pause, `u` resume.
 Stop and reset ask first.
 
-**Console**: `Enter` enters the console; then every key (Esc too) goes to the guest.
-`Ctrl+]` leaves it, as in telnet and virsh.
+**Console**: `Enter` (here or on an instance) enters the console; then every key
+(Esc too) goes to the guest. `Ctrl+]` leaves it, as in telnet and virsh. Outside it:
+`/` searches the scrollback, `n`/`N` the next older/newer match, `c` copies the
+screen to your clipboard, `End` returns to the live screen; `Shift+PgUp`/`PgDn`
+scroll back even while typing.
 
 **Events**: `j`/`k` move, `Enter` full JSON, `space` pause, `f` follow,
 `/` filter, `:` command (`Up`/`Down` history, `Right` accepts a completion).
