@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -61,7 +58,6 @@ class DemoLab:
     config_path: Path
     config: Config | None = None
     notes: list[str] = field(default_factory=list)
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def registry(self) -> Registry:
@@ -86,17 +82,6 @@ class DemoLab:
                     print(f"emutui demo: stopping {inst.name}: {r}", file=sys.stderr)
                 except OSError:
                     pass
-        for p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except OSError:
-                    p.terminate()
-                try:
-                    p.wait(3)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
         if remove:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -174,31 +159,13 @@ async def create_lab(progress: bool = True) -> DemoLab:
 
 
 async def _start_vrtd(lab: DemoLab, say: object) -> None:
-    sock = lab.root / "vrtd.sock"
-    log = open(lab.root / "vrtd.log", "wb")  # noqa: SIM115 (the child keeps it)
-    try:
-        p = subprocess.Popen(
-            [sys.executable, "-m", "emutui", "sim", "vrtd", "--socket", str(sock)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-    finally:
-        log.close()
-    lab.procs.append(p)
+    # The card is an instance like any other: its simulator's pid is in its
+    # handles, so teardown, `emutui stop v80` and `--keep` all treat it alike.
     if callable(say):
         say("starting the simulated V80 card (vrtd)…")
-    for _ in range(100):
-        if sock.exists() or p.poll() is not None:
-            break
-        await asyncio.sleep(0.05)
-    if not sock.exists():
-        lab.notes.append("vrtd simulator did not start (see vrtd.log)")
-        return
     try:
-        from emutui.commands.attach import attach_vrtd
+        from emutui.commands.attach import start_simulated_card
 
-        await attach_vrtd(lab.registry, "v80", str(sock), simulated=True, target="v80-sim")
+        await start_simulated_card(lab.registry, "v80", target="v80-sim")
     except (EmutuiError, ImportError, OSError) as e:
         lab.notes.append(f"v80: {e}")

@@ -89,7 +89,12 @@ async def attach_vrtd(
 
 
 async def start_simulated_card(
-    reg: Registry, name: str = "v80-sim", *, cards: int = 1, timeout: float = 15.0
+    reg: Registry,
+    name: str = "v80-sim",
+    *,
+    cards: int = 1,
+    timeout: float = 15.0,
+    target: str = "sim vrtd",
 ) -> Instance:
     """For ``emutui demo``: run ``emutui sim vrtd`` in the background and attach it.
 
@@ -98,7 +103,6 @@ async def start_simulated_card(
     ``options["sim_pid"]`` (plus ``sim_pid_start``), so ``stop_simulated_card``
     (and ``emutui detach``) end it -- unlike a real daemon, which emutui never stops.
     """
-    import subprocess
     import sys
 
     from emutui.backends.vrtd import make_handles
@@ -112,26 +116,9 @@ async def start_simulated_card(
         reg.remove(existing)
     wd = reg.create(name)
     sock = str(socket_path(wd, "vrtd.sock"))
-    log = wd / "output.log"
-    with log.open("ab") as out:
-        p = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "emutui",
-                "sim",
-                "vrtd",
-                "--socket",
-                sock,
-                "--cards",
-                str(cards),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
-    handles = make_handles(name, sock, target="sim vrtd", simulated=True)
+    argv = [sys.executable, "-m", "emutui", "sim", "vrtd", "--socket", sock, "--cards", str(cards)]
+    p = proc.spawn_detached(argv, wd, wd / "output.log")
+    handles = make_handles(name, sock, target=target, simulated=True)
     handles.options["sim_pid"] = p.pid
     handles.options["sim_pid_start"] = proc.start_time(p.pid)
     handles.command = list(p.args) if isinstance(p.args, list) else []

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
+from pathlib import Path
+
+from emutui.core.errors import BackendError
 
 
 def _stat_fields(pid: int) -> list[bytes] | None:
@@ -94,3 +98,31 @@ def terminate(pid: int, started: int | None, grace: float = 3.0) -> None:
         return
     kill_group(pid, signal.SIGKILL)
     wait_gone(pid, started, 5.0)
+
+
+def spawn_detached(
+    argv: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a process emutui does not wait for: an emulator, a hub, a simulator.
+
+    Its own session, so it outlives the CLI and the TUI and a signal to its group
+    reaches its children; umask 077, so its sockets and files are the owner's
+    only; stdout and stderr appended to ``log``; an argument list, never a shell.
+    """
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            umask=0o077,
+        )
+    except OSError as e:
+        raise BackendError(f"cannot run {argv[0]}: {e.strerror or e}") from e
+    finally:
+        os.close(fd)

@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -261,20 +260,9 @@ def spawn(spec: HubSpec, wd: Path) -> tuple[int, int | None]:
     """Start a detached hub for ``spec``; returns its pid and start time."""
     spec_path = wd / "serialhub.json"
     spec.save(spec_path)
-    log = os.open(wd / HUB_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        p = subprocess.Popen(
-            [sys.executable, "-m", "emutui.core.serialhub", str(spec_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            cwd=wd,
-            start_new_session=True,
-            close_fds=True,
-            umask=0o077,
-        )
-    finally:
-        os.close(log)
+    p = proc.spawn_detached(
+        [sys.executable, "-m", "emutui.core.serialhub", str(spec_path)], wd, wd / HUB_LOG
+    )
     return p.pid, proc.start_time(p.pid)
 
 

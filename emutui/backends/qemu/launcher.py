@@ -104,22 +104,7 @@ def build_command(target: TargetConfig, wd: Path) -> tuple[list[str], dict[str, 
 
 def spawn(cmd: list[str], wd: Path) -> subprocess.Popen[bytes]:
     """QEMU in its own session: it outlives the CLI and the TUI, and signals reach its group."""
-    log = os.open(wd / OUTPUT_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        return subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            cwd=wd,
-            start_new_session=True,
-            close_fds=True,
-            umask=0o077,  # QEMU's sockets and files: owner only
-        )
-    except OSError as e:
-        raise BackendError(f"cannot run {cmd[0]}: {e.strerror}") from e
-    finally:
-        os.close(log)
+    return proc.spawn_detached(cmd, wd, wd / OUTPUT_LOG)
 
 
 async def wait_for_sockets(

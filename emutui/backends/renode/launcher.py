@@ -258,20 +258,7 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
     if config is not None:
         cmd += ["--config", str(config)]
     env = dict(os.environ, TMPDIR=str(tmp))
-    with (wd / "output.log").open("ab") as out:
-        try:
-            child = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=wd,
-                env=env,
-                start_new_session=True,
-                umask=0o077,  # its logs, pid file and temp dir are the owner's only
-            )
-        except OSError as e:
-            raise BackendError(f"cannot run {binary}: {e.strerror or e}") from e
+    child = proc.spawn_detached(cmd, wd, wd / "output.log", env=env)
     _children.append(child)
     pid: int | None = None
     handles: Handles | None = None
