@@ -198,3 +198,15 @@ def test_logs_section_applies_to_every_target(tmp_path):
     cfg = parse_config(p)
     assert cfg.targets["a"].log_limits() == (8192, 5)
     assert cfg.targets["b"].log_limits() == (65536, 5)
+
+
+def test_uptime_format_shared_by_cli_and_tui():
+    from emutui.core.instance import format_uptime
+
+    assert [format_uptime(s) for s in (None, 5, 247, 3 * 3600 + 720, 2 * 86400 + 5 * 3600)] == [
+        "-",
+        "0m05s",
+        "4m07s",
+        "3h12m",
+        "2d05h",
+    ]

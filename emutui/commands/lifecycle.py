@@ -9,6 +9,7 @@ from typing import Any
 
 from emutui.commands import config, registry
 from emutui.core.errors import EmutuiError
+from emutui.core.instance import format_uptime
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 
@@ -34,15 +35,6 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
         p = sub.add_parser(verb, help=f"{what} an instance", parents=[common])
         p.add_argument("name")
         p.set_defaults(handler=cmd_control, verb=verb)
-
-
-def _fmt_uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 async def cmd_ls(args: argparse.Namespace) -> int:
@@ -75,7 +67,7 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         sim = "*" if r["simulated"] else ""
         print(
             f"{r['name'] + sim:<16} {r['backend']:<8} {r['target']:<14} {r['state']:<13} "
-            f"{_fmt_uptime(r['uptime']):>8} {r['pid'] or '-':>7}"
+            f"{format_uptime(r['uptime']):>8} {r['pid'] or '-':>7}"
         )
         if r["state"] == "dead":
             for line in r.get("log_tail") or []:

@@ -21,6 +21,18 @@ from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES
 OUTPUT_LOG = "output.log"  # the emulator's own stdout and stderr
 
 
+def format_uptime(seconds: float | None) -> str:
+    """Compact uptime for tables: 4m07s, 3h12m, 2d05h; '-' when not running."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
 @dataclass
 class Instance:
     name: str

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from emutui.core.instance import format_uptime
 from emutui.core.model import InstanceState
 from emutui.tui.links import InstanceLink
 
@@ -22,17 +23,6 @@ STATE_STYLE = {
     InstanceState.UNKNOWN: "dim",
 }
 COLUMNS = ("name", "backend", "target", "state", "uptime", "pid")
-
-
-def fmt_uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 class InstanceTable(DataTable[Text | str]):
@@ -72,7 +62,7 @@ class InstanceTable(DataTable[Text | str]):
             "backend": inst.backend,
             "target": inst.target,
             "state": Text(state.value, STATE_STYLE.get(state, "")),
-            "uptime": fmt_uptime(uptime),
+            "uptime": format_uptime(uptime),
             "pid": str(inst.pid) if inst.pid else "-",
         }
 
