@@ -57,6 +57,14 @@ qtest = true
     return d, env
 
 
+def close_lab(d: Path, env: dict[str, str]) -> None:
+    """Stop every instance of a lab made by ``lab()`` and remove it."""
+    import shutil
+
+    subprocess.run([sys.executable, "-m", "emutui", "stop", "--all"], env=env, capture_output=True)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def emutui(env: dict[str, str], *args: str) -> float:
     t0 = time.perf_counter()
     subprocess.run(

@@ -5,14 +5,13 @@ Run: .venv/bin/python bench/bench_cli.py [runs]
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emutui, lab, machine, summary
+from _common import close_lab, emutui, lab, machine, summary
 
 
 def start_to_banner(env: dict[str, str], state: Path, name: str) -> float:
@@ -52,10 +51,7 @@ def main() -> None:
         print(f"emutui ls --json (3 instances):       {summary(ls_json)}")
         print(f"emutui prop get:                      {summary(prop)}")
     finally:
-        subprocess.run(
-            [sys.executable, "-m", "emutui", "stop", "--all"], env=env, capture_output=True
-        )
-        shutil.rmtree(d, ignore_errors=True)
+        close_lab(d, env)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Run: .venv/bin/python bench/bench_many.py [instances] [seconds]
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emutui, lab, machine
+from _common import close_lab, emutui, lab, machine
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -117,10 +116,7 @@ def main() -> None:
         print(f"console showed flood lines up to {lines[-1] if lines else 'none'}")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
-        subprocess.run(
-            [sys.executable, "-m", "emutui", "stop", "--all"], env=env, capture_output=True
-        )
-        shutil.rmtree(d, ignore_errors=True)
+        close_lab(d, env)
 
 
 if __name__ == "__main__":

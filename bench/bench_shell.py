@@ -19,15 +19,13 @@ import asyncio
 import os
 import pty
 import select
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emutui, lab, machine, summary
+from _common import close_lab, emutui, lab, machine, summary
 
 LINES = [
     "query-status",
@@ -176,10 +174,7 @@ def main() -> None:
         oneshot = [emutui(env, "shell", "g0", "-c", "query-status") for _ in range(runs)]
         print(f"emutui shell -c query-status:        {summary(oneshot)}")
     finally:
-        subprocess.run(
-            [sys.executable, "-m", "emutui", "stop", "--all"], env=env, capture_output=True
-        )
-        shutil.rmtree(d, ignore_errors=True)
+        close_lab(d, env)
 
 
 if __name__ == "__main__":
