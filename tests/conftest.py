@@ -146,3 +146,64 @@ def run_cli(*args: str, input: str | None = None, timeout: float = 60) -> CliRes
 @pytest.fixture
 def cli() -> Iterator[object]:
     yield run_cli
+
+
+# --- a second local user, for the shared-machine tests -----------------------------------
+
+OTHER_USER = "emutui-other"
+
+
+@dataclass
+class OtherUser:
+    """A second local account (created when the suite runs as root, as CI does)."""
+
+    name: str
+    uid: int
+    gid: int
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        timeout: float = 30,
+        input: bytes | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str = "/",
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run argv as this user (runuser -u), with a clean environment of its own."""
+        base = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": f"/tmp/{self.name}-home",
+            "TMPDIR": "/tmp",
+            "LANG": "C.UTF-8",
+        }
+        base.update(env or {})
+        envargs = [f"{k}={v}" for k, v in base.items()]
+        return subprocess.run(
+            ["runuser", "-u", self.name, "--", "env", "-i", *envargs, *argv],
+            capture_output=True,
+            timeout=timeout,
+            input=input,
+            cwd=cwd,
+        )
+
+
+@pytest.fixture(scope="session")
+def other_user() -> OtherUser:
+    """The second user. Created once (idempotent, concurrent-safe) and kept: removing it
+    while another test process still runs as it would be a race."""
+    import pwd
+
+    if os.geteuid() != 0 or shutil.which("runuser") is None or shutil.which("useradd") is None:
+        pytest.skip("needs root (useradd, runuser) to create a second local user; CI runs as root")
+    try:
+        pw = pwd.getpwnam(OTHER_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--no-create-home", "--shell", "/bin/sh", OTHER_USER], capture_output=True
+        )
+        pw = pwd.getpwnam(OTHER_USER)
+    home = Path(f"/tmp/{OTHER_USER}-home")
+    home.mkdir(exist_ok=True)
+    os.chown(home, pw.pw_uid, pw.pw_gid)
+    return OtherUser(OTHER_USER, pw.pw_uid, pw.pw_gid)
