@@ -38,7 +38,7 @@ def test_handles_roundtrip_and_corruption(tmp_path):
         name="a",
         backend="qemu",
         target="t",
-        pid=1,
+        pid=4242,
         pid_start=2,
         channels={"com1": Channel(role="serial", kind="unix", path="/x", log="/y")},
     )

@@ -67,36 +67,59 @@ class Handles:
 
     @classmethod
     def from_json(cls, obj: Any) -> Handles:
+        """Strict: handles.json decides which process gets signalled, so a value of the
+        wrong type (``"pid": true``, ``"pid": "1"``, ``"pid_start": 1.5``) is refused,
+        never coerced."""
         if not isinstance(obj, dict):
             raise ProtocolError("handles.json: expected a JSON object")
         try:
-            channels = {
-                str(k): Channel(
-                    role=str(v["role"]),
-                    kind=str(v["kind"]),
-                    path=v.get("path"),
-                    host=v.get("host"),
-                    port=v.get("port"),
-                    log=v.get("log"),
-                    upstream=v.get("upstream"),
+            raw_channels = _or(obj.get("channels"), {})
+            if not isinstance(raw_channels, dict):
+                raise TypeError("channels: expected an object")
+            channels = {}
+            for k, v in raw_channels.items():
+                if not isinstance(v, dict):
+                    raise TypeError(f"channels.{k}: expected an object")
+                channels[str(k)] = Channel(
+                    role=_str(v, "role", required=True) or "",
+                    kind=_str(v, "kind", required=True) or "",
+                    path=_str(v, "path"),
+                    host=_str(v, "host"),
+                    port=_int(v, "port"),
+                    log=_str(v, "log"),
+                    upstream=_str(v, "upstream"),
                 )
-                for k, v in dict(obj.get("channels") or {}).items()
-            }
-            pid = obj.get("pid")
-            pid_start = obj.get("pid_start")
+            pid = _int(obj, "pid")
+            if pid is not None and pid <= 1:
+                raise ValueError(f"pid: {pid} is not an emulator's pid")
+            pid_start = _int(obj, "pid_start")
+            if pid_start is not None and pid_start < 0:
+                raise ValueError("pid_start: negative")
+            created = obj.get("created", 0.0)
+            if type(created) not in (int, float):
+                raise TypeError("created: expected a number")
+            command = _or(obj.get("command"), [])
+            if not isinstance(command, list):
+                raise TypeError("command: expected a list")
+            options = _or(obj.get("options"), {})
+            if not isinstance(options, dict):
+                raise TypeError("options: expected an object")
+            simulated = obj.get("simulated", False)
+            if not isinstance(simulated, bool):
+                raise TypeError("simulated: expected true or false")
             return cls(
-                name=str(obj["name"]),
-                backend=str(obj["backend"]),
-                target=str(obj.get("target", "")),
-                pid=int(pid) if pid is not None else None,
-                pid_start=int(pid_start) if pid_start is not None else None,
-                command=[str(a) for a in obj.get("command") or []],
+                name=_str(obj, "name", required=True) or "",
+                backend=_str(obj, "backend", required=True) or "",
+                target=_str(obj, "target") or "",
+                pid=pid,
+                pid_start=pid_start,
+                command=[str(a) for a in command],
                 channels=channels,
-                created=float(obj.get("created", 0.0)),
-                simulated=bool(obj.get("simulated", False)),
-                options=dict(obj.get("options") or {}),
+                created=float(created),
+                simulated=simulated,
+                options=dict(options),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise ProtocolError(f"handles.json: malformed ({e.__class__.__name__}: {e})") from e
 
     def save(self, wd: Path) -> None:
@@ -122,3 +145,26 @@ class Handles:
         except json.JSONDecodeError as e:
             raise ProtocolError(f"{path}: corrupted ({e.msg} at line {e.lineno})") from e
         return cls.from_json(obj)
+
+
+def _int(obj: dict[str, Any], key: str) -> int | None:
+    v = obj.get(key)
+    if v is None:
+        return None
+    if type(v) is not int:  # bool is an int subclass: refused too
+        raise TypeError(f"{key}: expected an integer, got {type(v).__name__}")
+    return v
+
+
+def _str(obj: dict[str, Any], key: str, required: bool = False) -> str | None:
+    v = obj[key] if required else obj.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise TypeError(f"{key}: expected a string, got {type(v).__name__}")
+    return v
+
+
+def _or(v: Any, default: Any) -> Any:
+    """``v`` unless it is absent (None): an empty list where an object belongs is refused."""
+    return default if v is None else v

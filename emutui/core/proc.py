@@ -36,37 +36,87 @@ def state_letter(pid: int) -> str | None:
     return fields[0].decode() if fields else None
 
 
-def is_alive(pid: int | None, started: int | None) -> bool:
-    """True when ``pid`` exists, is not a zombie, and started at ``started``."""
-    if not pid or pid <= 0:
+def valid_pid(pid: object) -> bool:
+    """An int naming one process: never a bool, never 0, 1 (init) or a negative "group"."""
+    return type(pid) is int and pid > 1
+
+
+def exists(pid: object) -> bool:
+    """A live (not zombie) process with this pid, whoever it is: for processes we just spawned."""
+    if not valid_pid(pid):
         return False
+    assert isinstance(pid, int)
+    return start_time(pid) is not None and state_letter(pid) not in ("Z", "X")
+
+
+def is_alive(pid: object, started: object) -> bool:
+    """True when ``pid`` exists, is not a zombie, and started at ``started``.
+
+    The identity of a process is its pid plus its start time: without a recorded
+    start time (or with a malformed one) nothing is known to be ours, so False.
+    """
+    if not valid_pid(pid) or type(started) is not int:
+        return False
+    assert isinstance(pid, int)
     st = start_time(pid)
-    if st is None:
-        return False
-    if started is not None and st != started:
-        return False  # the pid was reused by another process
+    if st is None or st != started:
+        return False  # gone, or the pid was reused by another process
     return state_letter(pid) not in ("Z", "X")
 
 
 def is_stopped(pid: int) -> bool:
     """SIGSTOPped (T) or traced (t): alive but not answering."""
-    return state_letter(pid) in ("T", "t")
+    return valid_pid(pid) and state_letter(pid) in ("T", "t")
 
 
-def kill_group(pid: int, sig: int) -> None:
-    """Signal the process group led by ``pid`` (we start emulators with setsid), else the pid."""
+def _pgrp_sid(pid: int) -> tuple[int, int] | None:
+    fields = _stat_fields(pid)
     try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        return
-    except PermissionError:
+        return (int(fields[2]), int(fields[3])) if fields else None
+    except (IndexError, ValueError):
+        return None
+
+
+def signal_owned(pid: object, started: object, sig: int, group: object = None) -> bool:
+    """Send ``sig`` to an emulator emutui started, and only to it; True when sent.
+
+    Sent only when ``pid`` is a real pid (> 1) whose recorded start time is present and
+    matches /proc's. The signal goes to the process group ``group`` (default: ``pid``)
+    only when that group is the process's own session (pgrp == sid == group, as
+    ``start_new_session`` makes it); otherwise to the pid alone. A pidfd pins the
+    process between the check and the signal.
+    """
+    if not is_alive(pid, started):
+        return False
+    assert isinstance(pid, int)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        if start_time(pid) != started:
+            return False  # reused between the check and pidfd_open
+        ids = _pgrp_sid(pid)
+        leader = pid if group is None else group
+        if ids is not None and valid_pid(leader) and ids[0] == ids[1] == leader:
+            assert isinstance(leader, int)
+            try:
+                os.killpg(leader, sig)
+                return True
+            except (ProcessLookupError, PermissionError):
+                pass
         try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
+            signal.pidfd_send_signal(pidfd, sig)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    finally:
+        os.close(pidfd)
 
 
 def wait_gone(pid: int, started: int | None, timeout: float) -> bool:
+    if not valid_pid(pid):
+        return True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not is_alive(pid, started):
@@ -78,6 +128,8 @@ def wait_gone(pid: int, started: int | None, timeout: float) -> bool:
 
 
 def _reap(pid: int) -> None:
+    if not valid_pid(pid):
+        return  # waitpid(-1) or waitpid(0) would reap someone else's child
     # If we are the parent (tests start processes directly), collect the zombie.
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -87,16 +139,20 @@ def _reap(pid: int) -> None:
         pass
 
 
-def terminate(pid: int, started: int | None, grace: float = 3.0) -> None:
-    """SIGTERM then SIGKILL to the process group; returns when it is gone."""
+def terminate(pid: object, started: object, grace: float = 3.0) -> None:
+    """SIGTERM then SIGKILL to the process (its group when it leads its own session).
+
+    A process that is not provably ours (see ``signal_owned``) is left alone.
+    """
     if not is_alive(pid, started):
         return
+    assert isinstance(pid, int) and isinstance(started, int)
     if is_stopped(pid):
-        kill_group(pid, signal.SIGCONT)
-    kill_group(pid, signal.SIGTERM)
+        signal_owned(pid, started, signal.SIGCONT)
+    signal_owned(pid, started, signal.SIGTERM)
     if wait_gone(pid, started, grace):
         return
-    kill_group(pid, signal.SIGKILL)
+    signal_owned(pid, started, signal.SIGKILL)
     wait_gone(pid, started, 5.0)
 
 

@@ -272,7 +272,7 @@ async def wait_ready(spec: HubSpec, pid: int, timeout: float = 10.0) -> bool:
     while time.monotonic() < deadline:
         if all(os.path.exists(p.listen) for p in spec.ports):
             return True
-        if not proc.is_alive(pid, None):
+        if not proc.exists(pid):
             return False
         await asyncio.sleep(0.005)
     return False

@@ -138,7 +138,7 @@ async def wait_for_port(
         if pid and port:
             return pid, port
         rc = child.poll()
-        if rc is not None and (pid is None or not proc.is_alive(pid, None)):
+        if rc is not None and (pid is None or not proc.exists(pid)):
             raise BackendError(
                 f"Renode exited (status {rc}) before its robot port was up{_output_tail(wd)}"
             )
@@ -307,7 +307,7 @@ async def _kill(child: subprocess.Popen[bytes], pid: int | None) -> None:
         except (ProcessLookupError, PermissionError):
             pass
         for _ in range(100):
-            if child.poll() is not None and (pid is None or not proc.is_alive(pid, None)):
+            if child.poll() is not None and (pid is None or not proc.exists(pid)):
                 return
             await asyncio.sleep(0.03)
 
@@ -336,29 +336,17 @@ async def shutdown(
         if await gone(5.0):
             return
     for sig, wait in ((signal.SIGINT, 3.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-        _signal(pid, pgid, sig)
+        _signal(pid, pid_start, pgid, sig)
         if await gone(wait):
             return
     raise DisconnectedError(f"Renode (pid {pid}) did not exit, even after SIGKILL")
 
 
-def _signal(pid: int, pgid: int | None, sig: int) -> None:
+def _signal(pid: int, pid_start: int | None, pgid: int | None, sig: int) -> None:
+    """Renode (and a wrapper around it in the session we started), only if provably ours."""
     if proc.is_stopped(pid):
-        _signal_raw(pid, pgid, signal.SIGCONT)
-    _signal_raw(pid, pgid, sig)
-
-
-def _signal_raw(pid: int, pgid: int | None, sig: int) -> None:
-    try:
-        if pgid:
-            os.killpg(pgid, sig)
-            return
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+        proc.signal_owned(pid, pid_start, signal.SIGCONT, group=pgid)
+    proc.signal_owned(pid, pid_start, sig, group=pgid)
 
 
 def _reap() -> None:
