@@ -74,7 +74,11 @@ class QemuConnector(BaseConnector):
             Capability.STOP,
             Capability.COMMANDS,
         }
-        if "qtest" in h.channels:
+        # The qtest channel serves MMIO reads on every instance emutui starts;
+        # writes through it only where the target says `qtest = true`.
+        qt = h.channels.get("qtest")
+        self.qtest_path = str(qt.path) if qt is not None and qt.path else None
+        if self.qtest_path and h.options.get("qtest", True):
             caps.add(Capability.MEMORY_WRITE)
         self.capabilities = frozenset(caps)
         self.client = QMPClient(f"emutui-{instance.name}")
@@ -82,6 +86,7 @@ class QemuConnector(BaseConnector):
         self._journal_listener = EventListener()
         self._tasks: list[asyncio.Task[None]] = []
         self._gone = asyncio.Event()
+        self._qtest_lock = asyncio.Lock()  # one qtest connection at a time per client
 
     # -- connection -----------------------------------------------------------------
 
@@ -332,6 +337,18 @@ class QemuConnector(BaseConnector):
         start = offset - offset % w
         end = offset + length
         end += (-end) % w
+        if self.qtest_path is not None:
+            # Pipelined readl through qtest: ~5 µs a word instead of ~0.6 ms per xp.
+            async with self._qtest_lock, QtestClient(self.qtest_path) as q:
+                data = await q.read_words(r.base + start, (end - start) // w, w)
+            return data[offset - start : offset - start + length]
+        return await self._read_words_xp(r, start, end, offset, length)
+
+    async def _read_words_xp(
+        self, r: MemoryRegion, start: int, end: int, offset: int, length: int
+    ) -> bytes:
+        """HMP ``xp``, one word per command: for QEMUs without a qtest channel."""
+        w = r.access_width
         sem = asyncio.Semaphore(XP_CONCURRENCY)
 
         async def word(addr: int) -> bytes:
@@ -360,8 +377,7 @@ class QemuConnector(BaseConnector):
     async def write(self, region: str, offset: int, data: bytes) -> None:
         r = await self.find_region(region)
         r.check(offset, len(data))
-        qt = self.handles.channels.get("qtest")
-        if qt is None or not qt.path:
+        if Capability.MEMORY_WRITE not in self.capabilities or self.qtest_path is None:
             raise UnsupportedError(
                 f"{self.name}: memory writes need qtest = true in target "
                 f"{self.handles.target!r} (QMP and HMP cannot write guest memory)"
@@ -370,7 +386,7 @@ class QemuConnector(BaseConnector):
             raise RangeError(
                 f"{r.name}: MMIO writes must be whole 32-bit words at 4-byte aligned offsets"
             )
-        async with QtestClient(qt.path) as q:
+        async with self._qtest_lock, QtestClient(self.qtest_path) as q:
             await q.write(r.base + offset, data)
 
 

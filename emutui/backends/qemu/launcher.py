@@ -87,14 +87,15 @@ def build_command(target: TargetConfig, wd: Path) -> tuple[list[str], dict[str, 
             log=str(wd / f"serial-{name}.log"),
             upstream=str(upstream),
         )
-    if target.bool_opt("qtest"):
-        path = socket_path(wd, "qtest.sock")
-        # -accel tcg keeps the guest running under qtest; -qtest-log silences per-command logs
-        cmd += ["-accel", "tcg", "-qtest", f"unix:{path},server=on,wait=off"]
-        cmd += ["-qtest-log", "/dev/null"]
-        channels["qtest"] = Channel(role="qtest", kind="unix", path=str(path))
-    else:
-        cmd += ["-accel", "tcg"]
+    # Every instance gets the qtest side channel: MMIO reads go through it pipelined
+    # (HMP xp reads one word per command). It sits in the private instance dir,
+    # owner-only like QMP. Writing through it still needs `qtest = true` (the
+    # connector checks handles.options["qtest"]). -accel tcg keeps the guest
+    # running under qtest; -qtest-log silences QEMU's per-command log.
+    path = socket_path(wd, "qtest.sock")
+    cmd += ["-accel", "tcg", "-qtest", f"unix:{path},server=on,wait=off"]
+    cmd += ["-qtest-log", "/dev/null"]
+    channels["qtest"] = Channel(role="qtest", kind="unix", path=str(path))
     kernel = target.path_opt("kernel")
     if kernel:
         cmd += ["-kernel", str(kernel)]
@@ -141,7 +142,7 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
         pid_start=proc.start_time(popen.pid),
         command=cmd,
         channels=channels,
-        options={"qtest": "qtest" in channels, "machine": target.str_opt("machine") or ""},
+        options={"qtest": target.bool_opt("qtest"), "machine": target.str_opt("machine") or ""},
     )
     handles.options.update(log_max_bytes=max_bytes, log_generations=gens)
     try:

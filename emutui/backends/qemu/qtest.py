@@ -1,7 +1,15 @@
-"""The qtest side channel: the one way to write guest-physical memory and MMIO.
+"""The qtest side channel: MMIO reads at the wire's speed, and memory writes.
 
 A line protocol on a unix socket QEMU serves to one client at a time; we
-connect per operation so the TUI and the CLI can take turns.
+connect per operation so the TUI and the CLI can take turns (a second client
+waits in the listen queue until the first leaves, which takes milliseconds).
+
+Reads are pipelined: many ``readl``/``readq`` lines go out before the replies
+are read, and QEMU answers them in order (one ``OK 0x…`` per request). QEMU
+may interleave asynchronous ``IRQ raise N`` / ``IRQ lower N`` lines (only after
+an ``irq_intercept_*``, which we never send, but a shared socket must not
+confuse us); they are skipped. Every operation has a deadline: a QEMU that is
+stopped (SIGSTOP) or a channel held by someone else is reported, never a hang.
 """
 
 from __future__ import annotations
@@ -10,17 +18,25 @@ import asyncio
 
 from emutui.core.errors import BackendError, BusyError, DisconnectedError, ProtocolError
 
+DEADLINE = 2.0  # seconds for one operation's first reply
+PER_REQUEST = 100e-6  # added to the deadline per pipelined request (QEMU needs ~5 µs)
+WINDOW = 1024  # requests in flight: bounded by what the socket buffers hold both ways
+_CMD = {4: "readl", 8: "readq", 2: "readw", 1: "readb"}
+
 
 class QtestClient:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, deadline: float = DEADLINE) -> None:
         self.path = path
+        self.deadline = deadline
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._buf = b""
+        self._lines: list[bytes] = []
 
     async def __aenter__(self) -> QtestClient:
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(self.path), 2.0
+                asyncio.open_unix_connection(self.path), self.deadline
             )
         except (FileNotFoundError, ConnectionRefusedError) as e:
             raise DisconnectedError(f"qtest socket {self.path} is not answering") from e
@@ -36,45 +52,96 @@ class QtestClient:
             except OSError:
                 pass
 
-    async def cmd(self, line: str, timeout: float = 2.0) -> str:
-        assert self._reader is not None and self._writer is not None
-        self._writer.write(line.encode() + b"\n")
-        try:
-            await self._writer.drain()
-            while True:
-                raw = await asyncio.wait_for(self._reader.readline(), timeout)
-                if not raw:
+    # -- the wire ----------------------------------------------------------------------
+
+    async def _replies(self, n: int) -> list[bytes]:
+        """The next ``n`` reply lines, IRQ notices skipped, read in large chunks."""
+        assert self._reader is not None
+        out: list[bytes] = []
+        while len(out) < n:
+            if not self._lines:
+                chunk = await self._reader.read(1 << 16)
+                if not chunk:
                     raise DisconnectedError("qtest channel closed")
-                reply = raw.decode(errors="replace").strip()
-                if reply.startswith("IRQ"):
-                    continue  # asynchronous interrupt notices, not our reply
-                break
+                parts = (self._buf + chunk).split(b"\n")
+                self._buf = parts.pop()
+                self._lines = parts
+                self._lines.reverse()  # pop() from the end is cheap
+                continue
+            line = self._lines.pop()
+            if line.startswith(b"IRQ"):
+                continue  # asynchronous interrupt notice, not a reply
+            out.append(line)
+        return out
+
+    async def _run(self, lines: list[str]) -> list[bytes]:
+        """Send every line (pipelined, WINDOW in flight), return the replies in order."""
+        assert self._writer is not None
+        timeout = self.deadline + PER_REQUEST * len(lines)
+        replies: list[bytes] = []
+        try:
+            async with asyncio.timeout(timeout):
+                chunks = [lines[i : i + WINDOW] for i in range(0, len(lines), WINDOW)]
+                if chunks:
+                    self._writer.write(("\n".join(chunks[0]) + "\n").encode())
+                for i, chunk in enumerate(chunks):
+                    if i + 1 < len(chunks):  # keep the next window on the wire while we read
+                        self._writer.write(("\n".join(chunks[i + 1]) + "\n").encode())
+                    replies += await self._replies(len(chunk))
+                await self._writer.drain()
         except TimeoutError as e:
-            raise BusyError("qtest channel is held by another client (no reply)") from e
+            raise BusyError(
+                f"qtest: no reply within {timeout:.1f} s "
+                "(QEMU stopped, or another client holds the channel)"
+            ) from e
         except (ConnectionResetError, BrokenPipeError) as e:
             raise DisconnectedError("qtest channel closed") from e
-        if reply.startswith("OK"):
-            return reply[2:].strip()
-        if reply.startswith("FAIL"):
-            raise BackendError(f"qtest: {reply[4:].strip() or 'command failed'}")
-        raise ProtocolError(f"qtest: unexpected reply {reply[:80]!r}")
+        return replies
+
+    @staticmethod
+    def _ok(reply: bytes) -> str:
+        text = reply.decode(errors="replace").strip()
+        if text.startswith("OK"):
+            return text[2:].strip()
+        if text.startswith("FAIL"):
+            raise BackendError(f"qtest: {text[4:].strip() or 'command failed'}")
+        raise ProtocolError(f"qtest: unexpected reply {text[:80]!r}")
+
+    async def cmd(self, line: str) -> str:
+        return self._ok((await self._run([line]))[0])
+
+    # -- operations --------------------------------------------------------------------
 
     async def write(self, addr: int, data: bytes) -> None:
         """Aligned 32-bit words as writel (MMIO wants whole words), the rest as writeb."""
+        lines: list[str] = []
         i = 0
         while i < len(data):
             a = addr + i
             if a % 4 == 0 and len(data) - i >= 4:
                 value = int.from_bytes(data[i : i + 4], "little")
-                await self.cmd(f"writel 0x{a:x} 0x{value:x}")
+                lines.append(f"writel 0x{a:x} 0x{value:x}")
                 i += 4
             else:
-                await self.cmd(f"writeb 0x{a:x} 0x{data[i]:x}")
+                lines.append(f"writeb 0x{a:x} 0x{data[i]:x}")
                 i += 1
+        for reply in await self._run(lines):
+            self._ok(reply)
+
+    async def read_words(self, addr: int, count: int, width: int = 4) -> bytes:
+        """``count`` accesses of ``width`` bytes from ``addr`` on, little-endian, pipelined."""
+        op = _CMD.get(width)
+        if op is None:
+            raise ValueError(f"no qtest access of {width} bytes")
+        lines = [f"{op} 0x{addr + i * width:x}" for i in range(count)]
+        out = bytearray()
+        for reply in await self._run(lines):
+            value = self._ok(reply)
+            try:
+                out += int(value, 16).to_bytes(width, "little")
+            except (ValueError, OverflowError) as e:
+                raise ProtocolError(f"qtest: bad {op} reply {value[:40]!r}") from e
+        return bytes(out)
 
     async def readl(self, addr: int) -> int:
-        reply = await self.cmd(f"readl 0x{addr:x}")
-        try:
-            return int(reply, 16)
-        except ValueError as e:
-            raise ProtocolError(f"qtest: bad readl reply {reply!r}") from e
+        return int.from_bytes(await self.read_words(addr, 1, 4), "little")

@@ -40,8 +40,9 @@ scroll back even while typing.
 `g` jumps to a path such as `/machine/peripheral/edu0.vendor-id`.
 
 **Memory**: pick a region; `PgUp`/`PgDn`, arrows or `hjkl` move, `g` goes to an offset
-(`0x1000`, `4096`), `w` cycles 1/2/4/8-byte words, `f` follows (re-reads twice a second,
-changes in red), `e` writes bytes at the cursor where the backend can.
+(`0x1000`, `4096`), `w` cycles 1/2/4/8-byte words, `f` follows this region (re-reads twice a
+second, changes in red; off by default, chosen per region: MMIO reads have side effects),
+`e` writes bytes at the cursor where the backend can.
 
 Press `Esc` or `?` to close.
 """

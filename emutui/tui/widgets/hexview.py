@@ -68,6 +68,17 @@ _CHAR = [
 ]
 
 
+def _runs(pages: list[int]) -> list[list[int]]:
+    """Sorted page numbers cut into runs of consecutive pages."""
+    out: list[list[int]] = []
+    for p in sorted(pages):
+        if out and out[-1][-1] + 1 == p:
+            out[-1].append(p)
+        else:
+            out.append([p])
+    return out
+
+
 def parse_offset(text: str, size: int) -> int:
     """``0x1f0``, ``1f0h``, ``496`` or ``+0x10`` style input → offset inside ``size``.
 
@@ -97,6 +108,11 @@ class HexView(Widget, can_focus=True):
     DEFAULT_CSS = """
     HexView > .hexview--scrollbar { background: $panel; }
     HexView > .hexview--thumb { background: $primary 60%; }
+    HexView.-following {
+        border-top: heavy $warning;
+        border-title-color: $warning;
+        border-title-style: bold;
+    }
     """
 
     BINDINGS = [
@@ -148,7 +164,11 @@ class HexView(Widget, can_focus=True):
 
     # -- region ------------------------------------------------------------------------
 
-    def set_region(self, region: MemoryRegion | None, reader: Reader | None) -> None:
+    def set_region(
+        self, region: MemoryRegion | None, reader: Reader | None, follow: bool = False
+    ) -> None:
+        """Show ``region``. Follow mode is per region: the caller says whether it is on
+        (re-reading MMIO has side effects, so nothing carries it from one region to the next)."""
         self._generation += 1
         self.mem_region = region
         self.reader = reader
@@ -163,6 +183,7 @@ class HexView(Widget, can_focus=True):
         self.total_rows = rows
         self.top = 0
         self.cursor = 0
+        self.set_follow(follow and region is not None)
         self.refresh()
 
     def invalidate(self, offset: int | None = None) -> None:
@@ -230,30 +251,37 @@ class HexView(Widget, can_focus=True):
         region, reader = self.mem_region, self.reader
         if region is None or reader is None:
             return
+        ps = self.page_size
         try:
-            for page in pages:
-                start = page * self.page_size
-                length = min(self.page_size, region.size - start)
+            # Contiguous pages in one read: one round trip (one qtest batch) per run.
+            for run in _runs(pages):
+                start = run[0] * ps
+                length = min(len(run) * ps, region.size - start)
                 if length <= 0:
                     continue
                 try:
-                    data: bytes | None = await reader(region.name, start, length)
+                    got: bytes | None = await reader(region.name, start, length)
                 except EmutuiError as e:
-                    data = None
+                    got = None
                     if generation == self._generation and str(e) != self.last_error:
                         self.last_error = str(e)
                         self.post_message(self.ReadFailed(str(e)))
                 if generation != self._generation:
                     return
-                if compare and data is not None:
-                    old = self._pages.get(page)
-                    if old:
-                        self._changed.update(
-                            start + i
-                            for i, (a, b) in enumerate(zip(old, data, strict=False))
-                            if a != b
-                        )
-                self._pages[page] = data
+                for k, page in enumerate(run):
+                    data = None if got is None else got[k * ps : (k + 1) * ps]
+                    if data == b"":
+                        continue
+                    pstart = page * ps
+                    if compare and data is not None:
+                        old = self._pages.get(page)
+                        if old:
+                            self._changed.update(
+                                pstart + i
+                                for i, (a, b) in enumerate(zip(old, data, strict=False))
+                                if a != b
+                            )
+                    self._pages[page] = data
                 while len(self._pages) > CACHE_PAGES:
                     self._pages.popitem(last=False)
                 self.refresh()
@@ -263,6 +291,7 @@ class HexView(Widget, can_focus=True):
     # -- follow mode -------------------------------------------------------------------
 
     def set_follow(self, on: bool) -> None:
+        """Re-read the visible window every FOLLOW_PERIOD; shown on the view's top edge."""
         self.follow = on
         if self._follow_timer is not None:
             self._follow_timer.stop()
@@ -270,6 +299,14 @@ class HexView(Widget, can_focus=True):
         self._changed.clear()
         if on:
             self._follow_timer = self.set_interval(FOLLOW_PERIOD, self._follow_tick)
+        self.set_class(on, "-following")
+        mmio = self.mem_region is not None and self.mem_region.access_width > 1
+        self.border_title = (
+            f"following: re-reads {'these registers' if mmio else 'the window'} "
+            f"every {FOLLOW_PERIOD:g} s (f stops)"
+            if on
+            else None
+        )
         self.refresh()
 
     def _follow_tick(self) -> None:

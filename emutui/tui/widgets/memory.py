@@ -12,7 +12,7 @@ from emutui.core.errors import EmutuiError
 from emutui.core.model import Capability, MemoryRegion
 from emutui.tui.links import InstanceLink
 from emutui.tui.screens.dialogs import PromptScreen
-from emutui.tui.widgets.hexview import HexView, parse_offset
+from emutui.tui.widgets.hexview import FOLLOW_PERIOD, HexView, parse_offset
 
 
 def _size(n: int) -> str:
@@ -45,6 +45,9 @@ class MemoryPane(Vertical):
         super().__init__(id=id)
         self.link: InstanceLink | None = None
         self.regions: list[MemoryRegion] = []
+        # (instance, region) pairs the user asked to follow: an explicit choice per
+        # region, off by default (re-reading MMIO clears registers, drains FIFOs).
+        self.following: set[tuple[str, str]] = set()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="mem-bar"):
@@ -105,7 +108,7 @@ class MemoryPane(Vertical):
         async def reader(name: str, offset: int, length: int) -> bytes:
             return await link.require().read(name, offset, length)
 
-        self.hex.set_region(region, reader)
+        self.hex.set_region(region, reader, follow=(link.name, region.name) in self.following)
         width = f"  {region.access_width * 8}-bit access" if region.access_width > 1 else ""
         rw = "rw" if region.writable and Capability.MEMORY_WRITE in link.capabilities else "ro"
         self.query_one("#mem-info", Static).update(
@@ -162,8 +165,26 @@ class MemoryPane(Vertical):
         self._update_status()
 
     def action_follow(self) -> None:
-        hv = self.hex
-        hv.set_follow(not hv.follow)
+        hv, link = self.hex, self.link
+        region = hv.mem_region
+        if region is None or link is None:
+            self.app.notify("pick a region first", severity="warning")
+            return
+        on = not hv.follow
+        key = (link.name, region.name)
+        if on:
+            self.following.add(key)
+        else:
+            self.following.discard(key)
+        hv.set_follow(on)
+        if on and region.access_width > 1:
+            self.app.notify(
+                f"{region.name} is MMIO: its registers are now read every "
+                f"{FOLLOW_PERIOD:g} s, and device reads can have side effects "
+                "(clear-on-read registers, FIFOs). f stops.",
+                title="follow on",
+                severity="warning",
+            )
         self._update_status()
 
     def action_reload(self) -> None:
