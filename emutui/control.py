@@ -13,6 +13,7 @@ from emutui.config import Config
 from emutui.core.errors import EmutuiError, InstanceDeadError, UnsupportedError
 from emutui.core.instance import Instance
 from emutui.core.model import InstanceState, InstanceStatus
+from emutui.core.paths import release_socket_dir
 from emutui.core.registry import Registry
 
 
@@ -61,6 +62,7 @@ async def start_target(
             # No half-made instance is left behind; the error carries the emulator's last words.
             inst = Instance.load(wd)
             if inst.handles is None or not inst.alive():
+                release_socket_dir(wd)
                 registry.remove(inst)
             raise
     return Instance.load(wd)
@@ -112,6 +114,7 @@ async def stop_instance(registry: Registry, inst: Instance) -> None:
         elif h is not None and h.pid:
             proc.terminate(h.pid, h.pid_start)
             serialhub.stop_helpers(h)
+        release_socket_dir(inst.wd)
     registry.remove(inst)
 
 

@@ -70,7 +70,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         Path(os.environ.get("EMUTUI_TEST_TMP", "/tmp"))
         / f"et-{os.getpid()}-{id(tmp_path) % 100000}"
     )
-    d.mkdir(parents=True, exist_ok=True)
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)  # a state root must be private
     monkeypatch.setenv("EMUTUI_STATE_DIR", str(d))
     yield d
     # Whatever a test left running is stopped: no QEMU outlives the suite.

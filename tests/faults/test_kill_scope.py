@@ -99,8 +99,17 @@ def test_signal_owned_refuses_pids_that_are_not_provably_ours() -> None:
     try:
         st = proc.start_time(p.pid)
         assert st is not None
-        for pid, start in ((1, proc.start_time(1)), (True, None), (0, 0), (-1, 0), (p.pid, None),
-                           (p.pid, st + 1), (p.pid, float(st)), (p.pid, True), (str(p.pid), st)):
+        for pid, start in (
+            (1, proc.start_time(1)),
+            (True, None),
+            (0, 0),
+            (-1, 0),
+            (p.pid, None),
+            (p.pid, st + 1),
+            (p.pid, float(st)),
+            (p.pid, True),
+            (str(p.pid), st),
+        ):
             assert not proc.signal_owned(pid, start, 0), (pid, start)
         assert proc.signal_owned(p.pid, st, 0)
     finally:
@@ -113,9 +122,18 @@ def test_handles_json_types_are_strict(tmp_path: Path) -> None:
     from emutui.core.handles import Handles
 
     base = {"name": "x", "backend": "qemu", "target": "t"}
-    for bad in ({"pid": True}, {"pid": 1}, {"pid": "123"}, {"pid": 12.0}, {"pid_start": "5"},
-                {"pid_start": False}, {"created": "now"}, {"channels": {"a": {"role": 1}}},
-                {"options": []}, {"channels": {"a": {"role": "qmp", "kind": "unix", "port": "1"}}}):
+    for bad in (
+        {"pid": True},
+        {"pid": 1},
+        {"pid": "123"},
+        {"pid": 12.0},
+        {"pid_start": "5"},
+        {"pid_start": False},
+        {"created": "now"},
+        {"channels": {"a": {"role": 1}}},
+        {"options": []},
+        {"channels": {"a": {"role": "qmp", "kind": "unix", "port": "1"}}},
+    ):
         with pytest.raises(ProtocolError):
             Handles.from_json(base | bad)
     assert Handles.from_json(base | {"pid": 4242, "pid_start": 7}).pid == 4242
