@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,11 +128,60 @@ def test_sanitizer_keeps_colours_and_layout_across_chunks():
     assert out == b"\x1b[1;31mred\x1b[0m\r\nok"
 
 
-@given(st.binary(max_size=512))
+# What the filter may emit, and nothing else: text without C0/C1 controls (but BS, TAB,
+# LF, CR), ESC 7/8/D/E/M, and CSI with numeric parameters and an allowed final (J: 0-2).
+_SAFE_OUTPUT = re.compile(
+    r"(?:[^\x00-\x1f\x7f-\x9f]|[\x08\x09\x0a\x0d]|\x1b[78DEM]"
+    r"|\x1b\[[0-9;:]*[mABCDEFGHfd`aeK@PXLMSTrsu]|\x1b\[[012]?J)*",
+    re.DOTALL,
+)
+_ESCAPEY = st.sampled_from(
+    [
+        b"\x1b",
+        b"[",
+        b"]",
+        b"P",
+        b"?",
+        b"2",
+        b"3",
+        b"6",
+        b";",
+        b"J",
+        b"h",
+        b"l",
+        b"n",
+        b"m",
+        b"\x07",
+        b"\\",
+        b"\x9b",
+        b"\x9d",
+        b"\x9c",
+        b"\x90",
+        b"\x85",  # raw 8-bit C1
+        b"\xc2\x9b",
+        b"\xc2\x9d",
+        b"\xc2\x9c",
+        b"\xc2\x90",
+        b"\xc2\x85",  # C1 in UTF-8
+        b"\xc2",
+        b"\xe2\x94",
+        b"\x80",
+        "é✓".encode(),
+    ]
+)
+
+
+@given(st.lists(_ESCAPEY | st.binary(max_size=6), max_size=80).map(b"".join))
 def test_sanitizer_output_never_contains_string_introducers(data):
     out = sanitize(data)
     for intro in (b"\x1b]", b"\x1bP", b"\x1b_", b"\x1b^", b"\x1bX", b"\x07"):
         assert intro not in out
+    text = out.decode("utf-8")  # valid UTF-8, always
+    assert _SAFE_OUTPUT.fullmatch(text), repr(out)
+    # split anywhere, fed in two chunks: the same bytes come out
+    cut = len(data) // 2
+    s = TerminalSanitizer()
+    assert s.feed(data[:cut]) + s.feed(data[cut:]) == out
 
 
 def test_cli_ls_path_never_imports_textual(tmp_path):

@@ -10,6 +10,7 @@ from typing import Any
 from emutui.commands import config, registry
 from emutui.core.errors import EmutuiError
 from emutui.core.instance import format_uptime
+from emutui.core.sanitize import display_line
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 
@@ -65,13 +66,15 @@ async def cmd_ls(args: argparse.Namespace) -> int:
     print(header)
     for r in rows:
         sim = "*" if r["simulated"] else ""
+        # Everything but the numbers may come from a file or a peer: one display filter.
+        name, backend, target = (display_line(str(r[k])) for k in ("name", "backend", "target"))
         print(
-            f"{r['name'] + sim:<16} {r['backend']:<8} {r['target']:<14} {r['state']:<13} "
+            f"{name + sim:<16} {backend:<8} {target:<14} {r['state']:<13} "
             f"{format_uptime(r['uptime']):>8} {r['pid'] or '-':>7}"
         )
         if r["state"] == "dead":
             for line in r.get("log_tail") or []:
-                print(f"    | {line}")
+                print(f"    | {display_line(line)}")
     if any(r["simulated"] for r in rows):
         print("* simulated")
     return 0

@@ -17,7 +17,7 @@ from emutui.commands import registry
 from emutui.core.errors import NotFoundError
 from emutui.core.instance import Instance
 from emutui.core.model import Event
-from emutui.core.sanitize import TerminalSanitizer
+from emutui.core.sanitize import TerminalSanitizer, display_line
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 ESCAPE_KEY = 0x1D  # Ctrl+], as in telnet and virsh
@@ -51,7 +51,7 @@ def format_event(ev: Event) -> str:
     t = time.strftime("%H:%M:%S", time.localtime(ev.timestamp))
     ms = int((ev.timestamp % 1) * 1000)
     data = json.dumps(ev.data, separators=(",", ":"), default=str) if ev.data else ""
-    return f"{t}.{ms:03d} {ev.name} {data}".rstrip()
+    return display_line(f"{t}.{ms:03d} {ev.name} {data}".rstrip())
 
 
 async def cmd_events(args: argparse.Namespace) -> int:

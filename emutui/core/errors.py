@@ -17,7 +17,9 @@ class EmutuiError(Exception):
     """
 
     def __str__(self) -> str:
-        text = " ".join(super().__str__().split())
+        from emutui.core.sanitize import display_line  # peer text: no escapes, no controls
+
+        text = " ".join(display_line(super().__str__().replace("\n", " ")).split())
         return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 

@@ -17,6 +17,7 @@ from emutui.core.handles import HANDLES_FILE, Handles
 from emutui.core.journal import Journal
 from emutui.core.model import InstanceState
 from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES
+from emutui.core.sanitize import sanitize
 
 OUTPUT_LOG = "output.log"  # the emulator's own stdout and stderr
 
@@ -107,7 +108,9 @@ class Instance:
                 data = f.read()
         except OSError:
             return []
-        text = data.decode("utf-8", "replace").splitlines()
+        # Through the terminal filter while still bytes (raw 8-bit C1 controls are
+        # recognised only there); callers strip what is left for one-line display.
+        text = sanitize(data).decode("utf-8", "replace").splitlines()
         return text[-lines:]
 
     def summary(self) -> dict[str, Any]:

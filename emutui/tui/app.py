@@ -216,7 +216,9 @@ class EmutuiApp(App[None]):
         if event.state is WorkerState.ERROR:
             err = event.worker.error
             self.log.error(f"worker {event.worker.name} failed: {err!r}")
-            self.notify(f"{event.worker.name or 'background task'}: {err}", severity="error")
+            self.notify(
+                f"{event.worker.name or 'background task'}: {err}", severity="error", markup=False
+            )
 
     def _tick_uptime(self) -> None:
         try:
@@ -232,7 +234,7 @@ class EmutuiApp(App[None]):
         self.emutui_theme = name
         self.set_class(True, f"theme-{name}")
         self.theme = BASE_THEME[name]
-        self.notify(f"theme: {name}")
+        self.notify(f"theme: {name}", markup=False)
 
     def action_cycle_theme(self) -> None:
         self.set_emutui_theme(THEMES[(THEMES.index(self.emutui_theme) + 1) % len(THEMES)])

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from emutui.core.errors import EmutuiError
 from emutui.core.model import Capability, InstanceState
+from emutui.core.sanitize import display_line
 from emutui.tui.links import InstanceLink
 from emutui.tui.messages import Connected, EventsArrived, InstancesChanged, StatusChanged
 from emutui.tui.screens.dialogs import ConfirmScreen, PickScreen
@@ -106,9 +107,9 @@ class MainScreen(Screen[None]):
     def _title(self) -> None:
         n = len(self.emu.links)
         label = self.emu.lab_label
-        cur = f"  ▸ [b]{self.current.name}[/]" if self.current else ""
+        cur = f"  ▸ [b]{_t(self.current.name)}[/]" if self.current else ""
         self.query_one("#title", Static).update(
-            f"[b]emutui[/]  {n} instance{'s' if n != 1 else ''}{cur}  [dim]{label}[/]",
+            f"[b]emutui[/]  {n} instance{'s' if n != 1 else ''}{cur}  [dim]{_t(label)}[/]",
             layout=False,
         )
 
@@ -162,15 +163,16 @@ class MainScreen(Screen[None]):
             box.update("")
             return
         inst, h = link.inst, link.inst.handles
+        # Markup only in what emutui writes; names, paths, peer text and logs are escaped.
         lines = [
-            f"[b]{inst.name}[/]  {inst.backend} / {inst.target}",
-            f"state    {link.status.state.value}  [dim]{link.status.detail}[/]",
+            f"[b]{_t(inst.name)}[/]  {_t(inst.backend)} / {_t(inst.target)}",
+            f"state    {link.status.state.value}  [dim]{_t(link.status.detail)}[/]",
             f"pid      {inst.pid or '-'}",
-            f"dir      {inst.wd}",
+            f"dir      {_t(inst.wd)}",
         ]
         if h is not None:
             chans = ", ".join(f"{k} ({c.role})" for k, c in sorted(h.channels.items()))
-            lines.append(f"channels {chans or '-'}")
+            lines.append(f"channels {_t(chans or '-')}")
             if h.simulated:
                 lines.append("[i cyan]simulated[/]")
         if link.capabilities:
@@ -179,7 +181,7 @@ class MainScreen(Screen[None]):
             tail = inst.tail(lines=8)
             if tail:
                 lines.append("[b]last output[/]")
-                lines.extend(f"[dim]{t}[/]" for t in tail)
+                lines.extend(f"[dim]{_t(t)}[/]" for t in tail)
         box.update("\n".join(lines))
 
     def _note(self) -> None:
@@ -190,7 +192,7 @@ class MainScreen(Screen[None]):
             note.update(
                 "no instances: press [b]n[/] to start a target from the config"
                 if self.emu.config and self.emu.config.targets
-                else f"no instances in {self.emu.registry.root} (add targets to emutui.toml, "
+                else f"no instances in {_t(self.emu.registry.root)} (add targets to emutui.toml, "
                 "then press [b]n[/], or run 'emutui start TARGET')",
                 layout=False,
             )
@@ -199,14 +201,14 @@ class MainScreen(Screen[None]):
         if st.state is InstanceState.DEAD:
             from emutui.control import dead_message
 
-            note.update(f"[b red]dead[/]  {dead_message(link.inst)}", layout=False)
+            note.update(f"[b red]dead[/]  {_t(dead_message(link.inst))}", layout=False)
         elif st.state in (InstanceState.BUSY, InstanceState.DISCONNECTED, InstanceState.UNKNOWN):
-            note.update(f"[b magenta]{st.state.value}[/]  {st.detail}", layout=False)
+            note.update(f"[b magenta]{st.state.value}[/]  {_t(st.detail)}", layout=False)
         else:
             sim = "  [i cyan]simulated[/]" if link.simulated else ""
             note.update(
-                f"[b]{link.name}[/]  {link.inst.backend}/{link.inst.target}  "
-                f"{st.state.value} {st.detail}{sim}",
+                f"[b]{_t(link.name)}[/]  {_t(link.inst.backend)}/{_t(link.inst.target)}  "
+                f"{st.state.value} {_t(st.detail)}{sim}",
                 layout=False,
             )
 
@@ -284,7 +286,9 @@ class MainScreen(Screen[None]):
             return None
         if link.conn is not None and cap not in link.capabilities:
             self.notify(
-                f"{link.name}: the {link.inst.backend} backend cannot {what}", severity="warning"
+                f"{link.name}: the {link.inst.backend} backend cannot {what}",
+                severity="warning",
+                markup=False,
             )
             return None
         return link
@@ -309,13 +313,13 @@ class MainScreen(Screen[None]):
     async def _start(self, target: str) -> None:
         from emutui.control import start_target
 
-        self.notify(f"starting {target}…")
+        self.notify(f"starting {target}…", markup=False)
         try:
             inst = await start_target(self.emu.config, self.emu.registry, target, None, False)
         except EmutuiError as e:
-            self.notify(str(e), title="start failed", severity="error")
+            self.notify(str(e), title="start failed", severity="error", markup=False)
             return
-        self.notify(f"{inst.name} started (pid {inst.pid})")
+        self.notify(f"{inst.name} started (pid {inst.pid})", markup=False)
         self.emu.rescan()
 
     def action_stop_instance(self) -> None:
@@ -345,9 +349,9 @@ class MainScreen(Screen[None]):
         try:
             await stop_instance(self.emu.registry, link.inst)
         except EmutuiError as e:
-            self.notify(str(e), title="stop failed", severity="error")
+            self.notify(str(e), title="stop failed", severity="error", markup=False)
         else:
-            self.notify(f"{link.name} stopped")
+            self.notify(f"{link.name} stopped", markup=False)
         self.emu.rescan()
 
     def action_reset_instance(self) -> None:
@@ -377,6 +381,13 @@ class MainScreen(Screen[None]):
             conn = link.require()
             await getattr(conn, verb)()
         except EmutuiError as e:
-            self.notify(str(e), title=f"{verb} failed", severity="error")
+            self.notify(str(e), title=f"{verb} failed", severity="error", markup=False)
             return
         link.poll_soon()
+
+
+def _t(value: object) -> str:
+    """Text emutui did not write (names, paths, peer and guest text), safe inside markup."""
+    from rich.markup import escape
+
+    return escape(display_line(str(value)))

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -101,7 +102,9 @@ class SerialLogView(Log, can_focus=True):
             await self._stream.write(data)
         except EmutuiError as e:
             self._stream = None
-            self.app.notify(str(e), title=f"{self.instance.name}/{self.channel}", severity="error")
+            self.app.notify(
+                str(e), title=f"{self.instance.name}/{self.channel}", severity="error", markup=False
+            )
 
     async def on_unmount(self) -> None:
         if self._stream is not None:
@@ -167,13 +170,16 @@ class ConsolePane(Vertical):
             else (link.inst.handles.serial_channels() if link.inst.handles else [])
         )
         if not channels:
-            note.update(f"{link.name} has no serial channels", layout=False)
+            note.update(f"{escape(link.name)} has no serial channels", layout=False)
             return
         if link.conn is None:
-            note.update(f"[b]{link.name}[/]  log only: the instance is not connected", layout=False)
+            note.update(
+                f"[b]{escape(link.name)}[/]  log only: the instance is not connected", layout=False
+            )
         else:
             note.update(
-                f"[b]{link.name}[/]  Enter: type into the console  [dim]Ctrl+] leaves it[/]",
+                f"[b]{escape(link.name)}[/]  Enter: type into the console  "
+                "[dim]Ctrl+] leaves it[/]",
                 layout=False,
             )
         for ch in channels:
@@ -200,7 +206,7 @@ class ConsolePane(Vertical):
             if not text:
                 view.clear_search()
             elif not view.search(text):
-                self.notify(f"{text!r} is not in the scrollback", severity="warning")
+                self.notify(f"{text!r} is not in the scrollback", severity="warning", markup=False)
 
         self.app.push_screen(PromptScreen("Search the scrollback (older first)", ""), done)
 
@@ -218,7 +224,7 @@ class ConsolePane(Vertical):
         view = self.active_view()
         if view is not None and hasattr(view, "copy_text"):
             text = view.copy_text()
-            self.notify(f"copied {len(text or '')} characters to the clipboard")
+            self.notify(f"copied {len(text or '')} characters to the clipboard", markup=False)
 
     def action_live(self) -> None:
         view = self.active_view()

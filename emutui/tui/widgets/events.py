@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.json import JSON
+from rich.markup import escape
 from rich.segment import Segment
 from rich.style import Style
 from textual import events, on, work
@@ -364,7 +365,7 @@ class EventsPane(Vertical):
         elif lst.follow:
             parts.append("following")
         if self.filter_text:
-            parts.append(f"filter: [b]{self.filter_text}[/]")
+            parts.append(f"filter: [b]{escape(self.filter_text)}[/]")
         parts.append("[dim]/ filter  : command  space pause  f follow  enter JSON[/]")
         self.query_one("#ev-status", Static).update("  ".join(parts), layout=False)
 

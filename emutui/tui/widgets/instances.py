@@ -59,8 +59,8 @@ class InstanceTable(DataTable[Text | str]):
         uptime = self.clock() - created if alive and created else None
         return {
             "name": name,
-            "backend": inst.backend,
-            "target": inst.target,
+            "backend": Text(inst.backend),  # Text, not str: a str cell is parsed as markup
+            "target": Text(inst.target),
             "state": Text(state.value, STATE_STYLE.get(state, "")),
             "uptime": format_uptime(uptime),
             "pid": str(inst.pid) if inst.pid else "-",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -81,7 +82,7 @@ class MemoryPane(Vertical):
         try:
             regions = await link.require().regions()
         except EmutuiError as e:
-            self._status(f"[b]regions:[/] {e}")
+            self._status(f"[b]regions:[/] {escape(str(e))}")
             return
         if link is not self.link:
             return
@@ -112,7 +113,7 @@ class MemoryPane(Vertical):
         width = f"  {region.access_width * 8}-bit access" if region.access_width > 1 else ""
         rw = "rw" if region.writable and Capability.MEMORY_WRITE in link.capabilities else "ro"
         self.query_one("#mem-info", Static).update(
-            f"0x{region.base:x}  {_size(region.size)}  {rw}{width}  {region.description}"
+            f"0x{region.base:x}  {_size(region.size)}  {rw}{width}  {escape(region.description)}"
         )
         # MMIO: one register per group; RAM: bytes with the ASCII column.
         self.hex.word_size = region.access_width if region.access_width > 1 else 1
@@ -125,7 +126,7 @@ class MemoryPane(Vertical):
             return
         mode = f"{hv.word_size * 8}-bit words" if hv.word_size > 1 else "bytes"
         follow = "  [b]following[/]" if hv.follow else ""
-        err = f"  [red]{hv.last_error}[/]" if hv.last_error else ""
+        err = f"  [red]{escape(str(hv.last_error))}[/]" if hv.last_error else ""
         self._status(f"cursor 0x{hv.cursor:x}  {mode}{follow}{err}")
 
     @on(HexView.ReadFailed)
@@ -184,6 +185,7 @@ class MemoryPane(Vertical):
                 "(clear-on-read registers, FIFOs). f stops.",
                 title="follow on",
                 severity="warning",
+                markup=False,
             )
         self._update_status()
 
@@ -196,7 +198,9 @@ class MemoryPane(Vertical):
         if region is None or link is None:
             return
         if not region.writable or Capability.MEMORY_WRITE not in link.capabilities:
-            self.app.notify(f"{region.name} is read-only for this backend", severity="warning")
+            self.app.notify(
+                f"{region.name} is read-only for this backend", severity="warning", markup=False
+            )
             return
         w = max(region.access_width, 1)
         offset = hv.cursor - hv.cursor % w
@@ -230,7 +234,7 @@ class MemoryPane(Vertical):
         try:
             await self.link.require().write(region, offset, data)  # type: ignore[union-attr]
         except EmutuiError as e:
-            self.app.notify(str(e), title="write failed", severity="error")
+            self.app.notify(str(e), title="write failed", severity="error", markup=False)
             return
-        self.app.notify(f"wrote {len(data)} bytes at {region}+0x{offset:x}")
+        self.app.notify(f"wrote {len(data)} bytes at {region}+0x{offset:x}", markup=False)
         self.hex.invalidate(offset)

@@ -256,7 +256,9 @@ class PropsPane(Vertical):
             )
             if nxt is None:
                 self.app.notify(
-                    f"no {part!r} under {node.data.path if node.data else '?'}", severity="warning"
+                    f"no {part!r} under {node.data.path if node.data else '?'}",
+                    severity="warning",
+                    markup=False,
                 )
                 return None
             node = nxt
@@ -271,6 +273,7 @@ class PropsPane(Vertical):
                 self.app.notify(
                     f"no property {prop!r} on {node.data.path if node.data else '?'}",
                     severity="warning",
+                    markup=False,
                 )
             else:
                 node = leaf
@@ -288,7 +291,7 @@ class PropsPane(Vertical):
         item = node.data
         assert item.prop is not None
         if Capability.PROPERTY_WRITE not in link.capabilities or not item.prop.writable:
-            self.app.notify(f"{item.full} is not writable", severity="warning")
+            self.app.notify(f"{item.full} is not writable", severity="warning", markup=False)
             return
         current = json.dumps(item.value) if item.has_value else ""
 
@@ -325,9 +328,9 @@ class PropsPane(Vertical):
         try:
             await self.link.require().set_prop(item.path, item.prop.name, value)
         except EmutuiError as e:
-            self.app.notify(str(e), title="set failed", severity="error")
+            self.app.notify(str(e), title="set failed", severity="error", markup=False)
             return
-        self.app.notify(f"{item.full} set")
+        self.app.notify(f"{item.full} set", markup=False)
         await self._fetch_value(node)
 
 
