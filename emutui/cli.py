@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "emutui.commands.shell",  # shell
     "emutui.commands.sim",  # sim vrtd|renode
     "emutui.commands.attach",  # attach detach
+    "emutui.commands.cpu",  # cpu gdb snap
 ]
 
 

@@ -20,6 +20,7 @@ from emutui.core.paths import socket_path
 from emutui.core.targets import TargetConfig
 
 ALLOWED_KEYS = {"binary", "machine", "kernel", "serial", "args", "qtest", "memory", "cpu"}
+ALLOWED_KEYS |= {"elf", "snapshots"}  # the CPU pane's symbols; a qcow2 for snapshots
 DEFAULT_BINARY = "qemu-system-x86_64"
 SOCKET_WAIT = 5.0  # QEMU creates its sockets ~25 ms after exec; a loaded CI machine is slower
 
@@ -39,6 +40,8 @@ def validate(target: TargetConfig) -> None:
     target.bool_opt("qtest")
     target.str_opt("memory")
     target.str_opt("cpu")
+    target.path_opt("elf")
+    target.bool_opt("snapshots")
     target.log_limits()
 
 
@@ -87,6 +90,14 @@ def build_command(target: TargetConfig, wd: Path) -> tuple[list[str], dict[str, 
             log=str(wd / f"serial-{name}.log"),
             upstream=str(upstream),
         )
+    # The CPU as a peer: QEMU's gdbstub on a socket of its own (see emutui/core/gdbhub.py).
+    gdb = socket_path(wd, "gdb.sock")
+    cmd += ["-chardev", f"socket,id=gdb,path={gdb},server=on,wait=off", "-gdb", "chardev:gdb"]
+    channels["gdb"] = Channel(role="gdb", kind="unix", path=str(gdb))
+    if target.bool_opt("snapshots"):
+        from emutui.backends.qemu.snapshots import drive_args
+
+        cmd += drive_args(wd)
     # Every instance gets the qtest side channel: MMIO reads go through it pipelined
     # (HMP xp reads one word per command). It sits in the private instance dir,
     # owner-only like QMP. Writing through it still needs `qtest = true` (the
@@ -145,6 +156,8 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
         options={"qtest": target.bool_opt("qtest"), "machine": target.str_opt("machine") or ""},
     )
     handles.options.update(log_max_bytes=max_bytes, log_generations=gens)
+    if target.path_opt("elf"):
+        handles.options["elf"] = str(target.path_opt("elf"))  # symbols for the CPU pane
     try:
         # The hub starts beside QEMU and holds the serial ports before the first
         # guest instruction (QEMU waits at -S), so the banner is in the log.
