@@ -25,7 +25,9 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("name", help="instance")
     ps = p.add_subparsers(
-        dest="cpu_cmd", metavar="regs|stop|cont|step|break|watch|delete|dis|points", required=True
+        dest="cpu_cmd",
+        metavar="regs|stop|cont|step|break|watch|delete|points|dis|mem",
+        required=True,
     )
 
     def verb(name: str, help: str) -> argparse.ArgumentParser:
@@ -53,6 +55,9 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
     q.add_argument("where", nargs="?")
     q.add_argument("--all", action="store_true")
     verb("points", "list breakpoints and watchpoints")
+    q = verb("mem", "read LEN bytes at a virtual ADDR or SYMBOL (as the CPU sees it)")
+    q.add_argument("where")
+    q.add_argument("length", nargs="?", default="64")
     q = verb("dis", "disassemble at ADDR or SYMBOL (default: PC)")
     q.add_argument("where", nargs="?")
     q.add_argument("-n", type=int, default=10)
@@ -176,6 +181,17 @@ async def cmd_cpu(args: argparse.Namespace) -> int:
                 print_json(pts)
             else:
                 print(f"{inst.name}: {len(pts)} point(s) left")
+            return 0
+        if cmd == "mem":
+            from emutui.commands.mem import parse_int, xxd
+
+            addr = sess.address(args.where)
+            n = parse_int(args.length, "length")
+            data = await sess.read(addr, n, args.cpu)
+            if args.json:
+                print_json({"addr": addr, "hex": data.hex()})
+            else:
+                print(xxd(data, addr))
             return 0
         if cmd == "points":
             pts = await sess.points()

@@ -279,10 +279,11 @@ class CpuSession:
         cmd = [gdb, "-q"]
         if self.elf:
             cmd.append(str(self.elf))
-        fam = str(self.info.get("family"))
-        regs_mode = "i386" if fam == "x86" and self.pc_bits == 32 else None
-        if regs_mode:
-            cmd += ["-ex", f"set architecture {regs_mode}"]
+        arch = str(self.info.get("arch") or "")
+        if arch and self.elf:
+            # The stub's architecture, not the ELF's: a 32-bit kernel under
+            # qemu-system-x86_64 comes with a 64-bit register set.
+            cmd += ["-ex", f"set architecture {arch}"]
         cmd += ["-ex", f"target remote {shlex.quote(str(target))}"]
         return cmd
 
