@@ -159,7 +159,7 @@ async def test_dropped_connection(stub: Callable[[Handler], Awaitable[str]]) -> 
         w.close()
 
     c = RspClient("fake", timeout=2.0)
-    with pytest.raises(DisconnectedError, match="closed|lost"):
+    with pytest.raises(DisconnectedError, match=r"closed|lost"):
         await c.connect_unix(await stub(drop))
 
 
