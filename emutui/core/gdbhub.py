@@ -572,7 +572,7 @@ async def ensure_hub(wd: Path) -> None:
     while time.monotonic() < deadline:
         if (wd / HUB_SOCK).exists():
             return
-        if (p is not None and p.poll() is not None) or not proc.is_alive(pid, None):
+        if (p is not None and p.poll() is not None) or not proc.is_alive(pid, start):
             break
         await asyncio.sleep(0.01)
     else:
