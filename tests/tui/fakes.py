@@ -123,6 +123,23 @@ VALUES: dict[tuple[str, str], Any] = {
 }
 
 
+# What QEMU's HMP and Renode's monitor answer: text, with CRLF line ends.
+INFO_REGISTERS = (
+    "\r\nCPU#0\r\n"
+    "EAX=00000000 EBX=00000000 ECX=00000000 EDX=00000663\r\n"
+    "ESI=00000000 EDI=00000000 EBP=00000000 ESP=00000000\r\n"
+    "EIP=0000fff0 EFL=00000002 [-------] CPL=0 II=0 A20=1 SMM=0 HLT=0\r\n"
+)
+PERIPHERALS = (
+    "Available peripherals:\n"
+    "  sysbus (SystemBus)\n"
+    "  ├── cpu (CortexM)\n"
+    "  │     Slot: 0\n"
+    "  └── uart0 (PL011)\n"
+    "        <0x40000000, 0x40000FFF>\n"
+)
+
+
 def pattern(offset: int, length: int) -> bytes:
     """Memory contents: edu's ID at 0, then a mix of every hexyl category."""
     out = bytearray()
@@ -228,6 +245,10 @@ class FakeConnector(BaseConnector):
         self.written[(region, offset)] = data
 
     async def command(self, line: str) -> Any:
+        if line.strip() == "!info registers":
+            return INFO_REGISTERS
+        if line.strip() == "peripherals":
+            return PERIPHERALS
         if line.strip() == "query-status":
             return {"status": self.state.value, "running": self.state is InstanceState.RUNNING}
         raise NotFoundError(f"The command {line.split()[0]} has not been found")

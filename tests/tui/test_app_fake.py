@@ -216,3 +216,86 @@ async def test_follow_highlights_changed_bytes(tmp_path: Path) -> None:
         styles = [seg.style for seg in row if seg.text.strip() == "99"]
         assert styles and styles[0].bgcolor is not None  # highlighted
         hv.set_follow(False)
+
+
+async def test_text_reply_shows_as_lines(tmp_path: Path) -> None:
+    """`:!info registers` (QEMU) and `:peripherals` (Renode) answer text: one row per line,
+    in the list and in the detail, never one escaped JSON string."""
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("3", "colon", *"!info registers", "enter")
+        pane = app.screen.query_one(EventsPane)
+        await until(pilot, lambda: REPLY in pane.visible_names(), what="reply")
+        lst = pane.event_list
+        await pilot.pause()
+        rows = [lst.row_text(r) for r in range(len(lst.rows))]
+        text = "\n".join(rows)
+        assert "\\r\\n" not in text and '"return"' not in text
+        assert any(r.strip() == "CPU#0" for r in rows)
+        eax = [r for r in rows if "EAX=00000000" in r]
+        assert len(eax) == 1 and "EIP=" not in eax[0]
+        assert any(r.strip().startswith("EIP=0000fff0") for r in rows)
+        detail = pane.detail_text()
+        assert "\\r\\n" not in detail and "\nEAX=00000000 EBX" in detail
+        assert "!info registers" in detail
+        assert len(pane.visible_names()) == 7  # still one event, however many lines
+
+
+async def test_command_line_keeps_keys_typed_right_after_enter(tmp_path: Path) -> None:
+    """Keys that arrive right behind Enter (one read from the terminal) start the next
+    line: neither joined to the command sent nor wiped when the reply comes."""
+    from textual import events
+
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("3", "colon", *"query-status")
+        cmd = app.screen.query_one("#ev-cmd")
+        sent: list[str] = []
+        conn = app.fake_connectors["pc"]  # type: ignore[attr-defined]
+        real = conn.command
+
+        async def spy(line: str):  # type: ignore[no-untyped-def]
+            sent.append(line)
+            return await real(line)
+
+        conn.command = spy  # type: ignore[method-assign]
+        # all in one go, as a terminal read delivers them: nothing runs in between
+        app.post_message(events.Key("enter", "\r"))
+        for ch in "abcdef":
+            app.post_message(events.Key(ch, ch))
+        pane = app.screen.query_one(EventsPane)
+        await until(pilot, lambda: REPLY in pane.visible_names(), what="reply")
+        await pilot.pause(0.2)
+        assert sent == ["query-status"]
+        assert cmd.value == "abcdef"
+
+
+async def test_events_filter_regex_count_and_escape(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("3")
+        pane = app.screen.query_one(EventsPane)
+        await until(pilot, lambda: len(pane.event_list.items) == 6)
+        await pilot.press("slash", *"stop|resume")
+        await until(pilot, lambda: pane.visible_names() == ["RESUME", "STOP", "RESUME"])
+        await pilot.press("ctrl+a", "ctrl+k", *"tray")
+        await until(pilot, lambda: pane.visible_names() == ["DEVICE_TRAY_MOVED"])
+        assert "1 event " in str(pane.query_one("#ev-status").render())
+        await pilot.press("enter")  # keeps the filter, back to the list
+        assert pane.filter_text == "tray"
+        await pilot.press("escape")  # Esc clears it
+        await until(pilot, lambda: len(pane.event_list.items) == 6)
+        assert pane.filter_text == ""
+        await pilot.press("slash", *"reset", "escape")
+        await until(pilot, lambda: len(pane.event_list.items) == 6)
+        # an invalid regex is matched literally, and says so
+        await pilot.press("slash", *"[x")
+        await until(pilot, lambda: pane.visible_names() == [])
+        assert "literal" in str(pane.query_one("#ev-status").render())
+        await pilot.press("escape")
+        # the detail shows a readable time, not an epoch float
+        await pilot.press("enter")
+        assert "2026-" in pane.detail_text() and "1790000000" not in pane.detail_text()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -20,6 +21,7 @@ from rich.json import JSON
 from rich.markup import escape
 from rich.segment import Segment
 from rich.style import Style
+from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -38,6 +40,7 @@ from emutui.tui.links import InstanceLink
 
 MAX_EVENTS = 10_000
 NAME_WIDTH = 18
+TIME_WIDTH = 12  # hh:mm:ss.mmm
 REPLY = "⇐ reply"
 ERROR = "⇐ error"
 
@@ -53,15 +56,66 @@ def event_data_text(ev: Event) -> str:
     return json.dumps(ev.data, separators=(",", ":"), default=str)
 
 
-def matches(ev: Event, needle: str) -> bool:
+def event_time_long(ts: float, frozen: bool = False) -> str:
+    """The detail's time: date, time to the millisecond, and the zone."""
+    lt = time.gmtime(ts) if frozen else time.localtime(ts)
+    zone = "UTC" if frozen else time.strftime("%Z", lt)
+    return time.strftime("%Y-%m-%d %H:%M:%S", lt) + f".{int(ts * 1000) % 1000:03d} {zone}"
+
+
+def reply_lines(ev: Event) -> list[str] | None:
+    """A monitor's text answer (HMP ``!info registers``, Renode ``peripherals``) as lines;
+    None for anything else (JSON answers, events)."""
+    if ev.name != REPLY or not isinstance(ev.data, dict):
+        return None
+    text = ev.data.get("return")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    lines = [ln.rstrip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    while lines and not lines[0]:
+        del lines[0]
+    while lines and not lines[-1]:
+        lines.pop()
+    if len(lines) == 1 and len(lines[0]) < 60:
+        return None  # a one-word answer reads fine inline
+    return [_CONTROLS.sub("", ln.expandtabs(8)) for ln in lines]
+
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")  # a reply is shown, never let at the terminal
+
+
+def compile_filter(text: str) -> tuple[re.Pattern[str] | None, str]:
+    """The filter as a case-insensitive regular expression (``stop|resume``); text that is
+    not a valid one is matched literally. Returns (pattern, note for the status line)."""
+    if not text:
+        return None, ""
+    try:
+        return re.compile(text, re.IGNORECASE), ""
+    except re.error:
+        return re.compile(re.escape(text), re.IGNORECASE), "literal: not a valid regex"
+
+
+def matches(ev: Event, needle: str | re.Pattern[str] | None) -> bool:
     if not needle:
         return True
-    n = needle.lower()
-    return n in ev.name.lower() or n in event_data_text(ev).lower()
+    pat = needle if isinstance(needle, re.Pattern) else compile_filter(needle)[0]
+    assert pat is not None
+    if pat.search(ev.name):
+        return True
+    if ev.name == REPLY and isinstance(ev.data, dict):
+        # a text answer is searched as text, not as its JSON-escaped form
+        ret = ev.data.get("return")
+        if isinstance(ret, str) and pat.search(ret):
+            return True
+    return pat.search(event_data_text(ev)) is not None
 
 
 class EventList(ScrollView, can_focus=True):
-    """Rows ``time  NAME  {compact data}``; a cursor row whose event the detail shows."""
+    """Rows ``time  NAME  {compact data}``; a cursor row whose event the detail shows.
+
+    A text answer from the monitor takes one row for its command and one per line
+    of text below it (``rows`` holds ``(event, line)``, line -1 for the event's own row).
+    """
 
     DEFAULT_CSS = "EventList { scrollbar-size-vertical: 1; }"
 
@@ -91,44 +145,79 @@ class EventList(ScrollView, can_focus=True):
     def __init__(self, *, id: str | None = None, frozen_time: bool = False) -> None:
         super().__init__(id=id)
         self.items: list[Event] = []
+        self.rows: list[tuple[Event, int]] = []
+        self._lines: dict[int, list[str]] = {}  # id(event) -> its text lines
         self.follow = True
         self.frozen_time = frozen_time
 
+    def _add_rows(self, evs: Iterable[Event]) -> None:
+        rows = self.rows
+        for ev in evs:
+            rows.append((ev, -1))
+            lines = reply_lines(ev)
+            if lines:
+                self._lines[id(ev)] = lines
+                rows.extend((ev, i) for i in range(len(lines)))
+
     def set_items(self, items: list[Event]) -> None:
         self.items = items
+        self.rows = []
+        self._lines = {}
+        self._add_rows(items)
         self._resize()
-        self.cursor = len(items) - 1 if self.follow else min(self.cursor, len(items) - 1)
+        n = len(self.rows)
+        self.cursor = n - 1 if self.follow else min(self.cursor, n - 1)
         if self.follow:
             self.scroll_end(animate=False, immediate=True)
         self.refresh()
 
     def extend(self, new: Iterable[Event]) -> None:
-        before = len(self.items)
+        new = list(new)
+        if not new:
+            return
         self.items.extend(new)
+        self._add_rows(new)
         dropped = 0
         if len(self.items) > MAX_EVENTS:
-            dropped = len(self.items) - MAX_EVENTS
-            del self.items[:dropped]
-        if len(self.items) == before and not dropped:
-            return
+            gone = self.items[: len(self.items) - MAX_EVENTS]
+            del self.items[: len(gone)]
+            for ev in gone:
+                dropped += 1 + len(self._lines.pop(id(ev), ()))
+            del self.rows[:dropped]
         self._resize()
         if self.follow:
-            self.cursor = len(self.items) - 1
+            self.cursor = len(self.rows) - 1
             self.scroll_end(animate=False, immediate=True)
         elif dropped:
             self.cursor = max(-1, self.cursor - dropped)
         self.refresh()
 
     def _resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.items))
+        self.virtual_size = Size(self.size.width, len(self.rows))
 
     def on_resize(self) -> None:
         self._resize()
 
     def selected(self) -> Event | None:
-        if 0 <= self.cursor < len(self.items):
-            return self.items[self.cursor]
+        if 0 <= self.cursor < len(self.rows):
+            return self.rows[self.cursor][0]
         return None
+
+    def row_of(self, ev: Event) -> int:
+        """The row of an event's own line (-1 if it is not shown)."""
+        for i in range(len(self.rows) - 1, -1, -1):
+            if self.rows[i][0] is ev and self.rows[i][1] == -1:
+                return i
+        return -1
+
+    def show_row_at_top(self, row: int) -> None:
+        self.cursor = row
+        self.scroll_to(y=row, animate=False, immediate=True)
+
+    def row_text(self, row: int) -> str:
+        """The plain text of one row (tests)."""
+        strip = self.render_line(row - int(self.scroll_offset.y))
+        return "".join(seg.text for seg in strip).rstrip()
 
     def watch_cursor(self, old: int, new: int) -> None:
         top = int(self.scroll_offset.y)
@@ -145,10 +234,10 @@ class EventList(ScrollView, can_focus=True):
             self.scroll_to(y=self.cursor - h + 1, animate=False, immediate=True)
 
     def action_move(self, delta: int) -> None:
-        if not self.items:
+        if not self.rows:
             return
-        self.cursor = max(0, min(len(self.items) - 1, self.cursor + delta))
-        if self.cursor < len(self.items) - 1:
+        self.cursor = max(0, min(len(self.rows) - 1, self.cursor + delta))
+        if self.cursor < len(self.rows) - 1:
             self.post_message(self.UserMoved())
         self._keep_visible()
 
@@ -156,37 +245,47 @@ class EventList(ScrollView, can_focus=True):
         self.action_move(direction * max(1, self.scrollable_content_region.height))
 
     def action_first(self) -> None:
-        self.action_move(-len(self.items))
+        self.action_move(-len(self.rows))
 
     def action_last(self) -> None:
-        self.action_move(len(self.items))
+        self.action_move(len(self.rows))
 
     def action_toggle_detail(self) -> None:
         self.post_message(self.ToggleDetail())
 
     def on_click(self, event: events.Click) -> None:
         row = int(self.scroll_offset.y) + event.y
-        if 0 <= row < len(self.items):
+        if 0 <= row < len(self.rows):
             self.cursor = row
-            if row < len(self.items) - 1:
+            if row < len(self.rows) - 1:
                 self.post_message(self.UserMoved())
 
     def render_line(self, y: int) -> Strip:
         base = self.rich_style
         width = self.size.width
         row = int(self.scroll_offset.y) + y
-        if row >= len(self.items):
+        if not 0 <= row < len(self.rows):
             return Strip.blank(width, base)
-        ev = self.items[row]
+        ev, part = self.rows[row]
         if row == self.cursor and self.has_focus:
             base = base + Style(reverse=True)
         elif row == self.cursor:
             base = base + Style(underline=True)
+        if part >= 0:
+            # one line of a text answer, under its command
+            line = self._lines.get(id(ev), [""])[part]
+            segs = [Segment(" " * (TIME_WIDTH + 1 + NAME_WIDTH + 1), base), Segment(line, base)]
+            return Strip(segs).crop_extend(0, width, base)
         name_style = base + Style(bold=True, color=_name_color(ev.name))
+        data = (
+            str(ev.data.get("command", ""))
+            if id(ev) in self._lines and isinstance(ev.data, dict)
+            else event_data_text(ev)
+        )
         segs = [
             Segment(event_time(ev.timestamp, self.frozen_time) + " ", base + Style(dim=True)),
             Segment(f"{ev.name[:NAME_WIDTH]:<{NAME_WIDTH}} ", name_style),
-            Segment(event_data_text(ev)[: max(0, width)], base),
+            Segment(data[: max(0, width)], base),
         ]
         return Strip(segs).crop_extend(0, width, base)
 
@@ -240,17 +339,44 @@ async def completion_engine(conn: Any) -> Any:
 
 
 class CommandInput(Input):
-    """The monitor command line: Up/Down walk the history, Right accepts a completion."""
+    """The monitor command line: Up/Down walk the history, Right accepts a completion.
+
+    Enter takes the line and clears it right away, in the same key handler: keys typed
+    after Enter (even in the same read from the terminal) start the next line, and the
+    reply, whenever it comes, never touches what is being typed.
+    """
 
     BINDINGS = [
         Binding("up", "history(-1)", "Prev", show=False),
         Binding("down", "history(1)", "Next", show=False),
     ]
 
+    class Run(Message):
+        def __init__(self, line: str) -> None:
+            super().__init__()
+            self.line = line
+
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.history: list[str] = []
         self._pos = 0
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Enter here, in the widget's own key order, not as a binding: a binding is
+        # only looked up after the key has gone round the message queues, by which
+        # time the keys typed after it are already in the line.
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self.action_run()
+            return
+        await super()._on_key(event)
+
+    def action_run(self) -> None:
+        line = self.value.strip()
+        self.remember(line)
+        self.value = ""
+        self.post_message(self.Run(line))
 
     def remember(self, line: str) -> None:
         if line and (not self.history or self.history[-1] != line):
@@ -279,6 +405,8 @@ class EventsPane(Vertical):
         self.link: InstanceLink | None = None
         self.stores: dict[str, deque[Event]] = {}
         self.filter_text = ""
+        self._filter: re.Pattern[str] | None = None
+        self._filter_note = ""
         self.paused = False
         self.pending = 0
         self.frozen_time = frozen_time
@@ -286,7 +414,9 @@ class EventsPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Input(
-            placeholder="filter by name or text (Esc closes)", id="ev-filter", classes="hidden"
+            placeholder="filter: regex over name and data, e.g. stop|resume (Esc clears)",
+            id="ev-filter",
+            classes="hidden",
         )
         yield EventList(id="ev-list", frozen_time=self.frozen_time)
         with VerticalScroll(id="ev-detail", classes="hidden"):
@@ -327,7 +457,7 @@ class EventsPane(Vertical):
             self.pending += len(evs)
             self._update_status()
             return
-        f = self.filter_text
+        f = self._filter
         self.event_list.extend(evs if not f else (e for e in evs if matches(e, f)))
         self._update_status()
 
@@ -352,20 +482,22 @@ class EventsPane(Vertical):
 
     def _rebuild(self) -> None:
         st = self.stores.get(self.link.name, ()) if self.link else ()
-        f = self.filter_text
+        f = self._filter
         self.pending = 0
         self.event_list.set_items([e for e in st if matches(e, f)] if f else list(st))
         self._update_status()
 
     def _update_status(self) -> None:
         lst = self.event_list
-        parts = [f"{len(lst.items)} events"]
+        n = len(lst.items)
+        parts = [f"{n} event{'' if n == 1 else 's'}"]
         if self.paused:
             parts.append(f"[b yellow]paused[/] ({self.pending} new)")
         elif lst.follow:
             parts.append("following")
         if self.filter_text:
-            parts.append(f"filter: [b]{escape(self.filter_text)}[/]")
+            note = f" [dim]({self._filter_note})[/]" if self._filter_note else ""
+            parts.append(f"filter: [b]{escape(self.filter_text)}[/]{note}  [dim]Esc clears[/]")
         parts.append("[dim]/ filter  : command  space pause  f follow  enter JSON[/]")
         self.query_one("#ev-status", Static).update("  ".join(parts), layout=False)
 
@@ -395,7 +527,18 @@ class EventsPane(Vertical):
         if ev is None:
             text.update("")
             return
-        body = {"time": ev.timestamp, "name": ev.name, "source": ev.source, "data": ev.data}
+        when = event_time_long(ev.timestamp, self.frozen_time)
+        lines = reply_lines(ev)
+        if lines is not None and isinstance(ev.data, dict):
+            # a text answer reads as text: the command, then its lines
+            head = Text.assemble(
+                (ev.name, "bold magenta"), "  ", (str(ev.data.get("command", "")), "bold")
+            )
+            head.append(f"\n{when}  {ev.source}\n\n", "dim")
+            head.append("\n".join(lines))
+            text.update(head)
+            return
+        body = {"time": when, "name": ev.name, "source": ev.source, "data": ev.data}
         text.update(JSON(json.dumps(body, default=str)))
 
     # -- actions ----------------------------------------------------------------------
@@ -439,14 +582,27 @@ class EventsPane(Vertical):
             self.query_one(CommandInput).suggester = EngineSuggester(engine)
 
     def action_close_inputs(self) -> None:
-        for w in self.query("#ev-filter, #ev-cmd"):
-            w.add_class("hidden")
+        """Esc: close the command line; in the filter box, or with a filter on, clear it."""
+        box = self.query_one("#ev-filter", Input)
+        cmd = self.query_one(CommandInput)
+        if cmd.has_focus:
+            cmd.add_class("hidden")
+        elif self.filter_text or box.has_focus:
+            box.value = ""
+            self.set_filter("")
+            box.add_class("hidden")
+        else:
+            cmd.add_class("hidden")
         self.event_list.focus()
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self._filter, self._filter_note = compile_filter(self.filter_text)
+        self._rebuild()
 
     @on(Input.Changed, "#ev-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value.strip()
-        self._rebuild()
+        self.set_filter(event.value)
 
     @on(Input.Submitted, "#ev-filter")
     def _filter_done(self, event: Input.Submitted) -> None:
@@ -454,14 +610,11 @@ class EventsPane(Vertical):
             event.input.add_class("hidden")
         self.event_list.focus()
 
-    @on(Input.Submitted, "#ev-cmd")
-    def _command_submitted(self, event: Input.Submitted) -> None:
-        line = event.value.strip()
-        box = self.query_one(CommandInput)
-        box.remember(line)
-        box.value = ""
-        if line:
-            self.run_command(line)
+    @on(CommandInput.Run)
+    def _command_submitted(self, event: CommandInput.Run) -> None:
+        event.stop()
+        if event.line:
+            self.run_command(event.line)
 
     @work(group="ev-cmd", exit_on_error=False)
     async def run_command(self, line: str) -> None:
@@ -475,8 +628,12 @@ class EventsPane(Vertical):
             ev = Event(ERROR, {"command": line, "error": str(e)}, source=link.name)
         self.ingest(link.name, [ev])
         lst = self.event_list
-        if ev in lst.items:
-            lst.cursor = len(lst.items) - 1 if lst.follow else lst.items.index(ev)
+        row = lst.row_of(ev)
+        if row >= 0:
+            if reply_lines(ev):
+                lst.show_row_at_top(row)  # a text answer: from its first line
+            else:
+                lst.cursor = len(lst.rows) - 1 if lst.follow else row
         if not self.detail_open:
             self._toggle_detail()
         else:
@@ -486,7 +643,9 @@ class EventsPane(Vertical):
         """The detail panel as plain text (tests)."""
         st = self.query_one("#ev-detail-text", Static)
         r = st.renderable if hasattr(st, "renderable") else st.render()
-        return r.text.plain if isinstance(r, JSON) else str(r)
+        if isinstance(r, JSON):
+            return r.text.plain
+        return r.plain if isinstance(r, Text) else str(r)
 
     def visible_names(self) -> list[str]:
         return [e.name for e in self.event_list.items]
