@@ -42,8 +42,11 @@ async def cmd_ls(args: argparse.Namespace) -> int:
     from emutui.control import probe_status
 
     reg = registry(args)
-    _attach_configured(args, reg)
+    # A broken config is an error here as it is for start (a listing that quietly
+    # drops the configured daemons would look like "they are gone").
+    cfg = config(args)
     insts = reg.instances()
+    insts += _configured_daemons(cfg, {i.name for i in insts}, reg)
     statuses = await asyncio.gather(*(probe_status(i) for i in insts))
     rows: list[dict[str, Any]] = []
     for inst, st in zip(insts, statuses, strict=True):
@@ -51,6 +54,8 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         row["state"] = st.state.value
         row["detail"] = st.detail
         row["uptime"] = inst.uptime()
+        if not inst.wd.exists():
+            row["dir"] = None  # configured, not attached yet: nothing on disk
         if st.state.value == "dead":
             row["log_tail"] = dead_tail(inst)
         rows.append(row)
@@ -62,7 +67,9 @@ async def cmd_ls(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no instances in {reg.root}")
         return 0
-    header = f"{'NAME':<16} {'BACKEND':<8} {'TARGET':<14} {'STATE':<13} {'UPTIME':>8} {'PID':>7}"
+    header = (
+        f"{'NAME':<16} {'BACKEND':<8} {'TARGET':<14} {'STATE':<13} {'UPTIME':>8} {'PID':>7}  DIR"
+    )
     print(header)
     for r in rows:
         sim = "*" if r["simulated"] else ""
@@ -70,7 +77,8 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         name, backend, target = (display_line(str(r[k])) for k in ("name", "backend", "target"))
         print(
             f"{name + sim:<16} {backend:<8} {target:<14} {r['state']:<13} "
-            f"{format_uptime(r['uptime']):>8} {r['pid'] or '-':>7}"
+            f"{format_uptime(r['uptime']):>8} {r['pid'] or '-':>7}  "
+            f"{display_line(str(r['dir'])) if r['dir'] else '-'}"
         )
         if r["state"] == "dead":
             for line in r.get("log_tail") or []:
@@ -80,22 +88,23 @@ async def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _attach_configured(args: argparse.Namespace, reg: Any) -> None:
-    """Configured daemons ([daemons.NAME]) show up without an explicit attach."""
-    try:
-        cfg = config(args, validate=False)
-    except EmutuiError:
-        return
+def _configured_daemons(cfg: Any, known: set[str], reg: Any) -> list[Any]:
+    """Configured daemons ([daemons.NAME]) not attached yet, listed as they would be
+    once attached, but only in memory: a listing writes nothing to the state dir."""
+    out: list[Any] = []
     if not cfg.daemons:
-        return
+        return out
     try:
-        from emutui.commands.attach import ensure_configured_daemons
+        from emutui.backends.vrtd import handles_for
     except ImportError:
-        return
-    try:
-        ensure_configured_daemons(cfg, reg)
-    except EmutuiError:
-        pass
+        return out
+    from emutui.core.instance import Instance
+
+    for name, target in sorted(cfg.daemons.items()):
+        if target.backend != "vrtd" or name in known:
+            continue
+        out.append(Instance(name=name, wd=reg.root / name, handles=handles_for(target, name)))
+    return out
 
 
 def dead_tail(inst: Any, lines: int = 5) -> list[str]:

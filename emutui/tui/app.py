@@ -85,6 +85,7 @@ class EmutuiApp(App[None]):
         self.lab_label = lab_label
         self.auto_rescan = rescan
         self.links: dict[str, InstanceLink] = {}
+        self.stopping: set[str] = set()  # being stopped: a rescan must not bring them back
         self.on_hangup = on_hangup
         self.emutui_theme = resolve_theme(theme)
         self.register_theme(HIGH_CONTRAST)
@@ -170,6 +171,8 @@ class EmutuiApp(App[None]):
         names = {i.name for i in found}
         changed = False
         for inst in found:
+            if inst.name in self.stopping:
+                continue
             link = self.links.get(inst.name)
             if link is not None and link.inst.pid == inst.pid:
                 continue
@@ -198,6 +201,11 @@ class EmutuiApp(App[None]):
             return
         link.closed = True
         self.workers.cancel_group(self, f"inst-{name}")
+        # The table, the header and the panes move on to the instance now selected.
+        try:
+            self._main_screen().post_message(InstancesChanged())
+        except LookupError:
+            pass
         if link.conn is not None:
             conn, link.conn = link.conn, None
             await link._close(conn)
@@ -287,6 +295,9 @@ class EmutuiApp(App[None]):
             ),
             ("Help", "Keys of every pane", self.action_help),
         ):
+            action = getattr(cb, "__name__", "").removeprefix("action_")
+            if not main.offers(action):
+                continue  # the selected instance's backend cannot do it
             yield SystemCommand(title, help_, cb)
         for t in THEMES:
             yield SystemCommand(

@@ -53,12 +53,18 @@ class InstanceLink:
         self.commands: list[str] = []  # monitor command names, for completion
         self._poll_now = asyncio.Event()
         self.closed = False
+        self._last_caps: frozenset[Capability] = frozenset()
 
     # -- what panes ask ---------------------------------------------------------------
 
     @property
     def capabilities(self) -> frozenset[Capability]:
         return self.conn.capabilities if self.conn is not None else frozenset()
+
+    @property
+    def known_capabilities(self) -> frozenset[Capability]:
+        """What the backend can do, as of the last connection (kept while reconnecting)."""
+        return self.conn.capabilities if self.conn is not None else self._last_caps
 
     @property
     def connected(self) -> bool:
@@ -124,6 +130,7 @@ class InstanceLink:
                     await asyncio.sleep(RETRY_PERIOD)
                     continue
                 self.conn = conn
+                self._last_caps = conn.capabilities
                 self.error = ""
                 await self._fetch_commands(conn)
                 self.post(Connected(self.name))

@@ -5,12 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from emutui.config import Config
+from emutui.core.model import Capability
 from emutui.core.registry import Registry
 from emutui.core.targets import TargetConfig
 from emutui.tui.app import EmutuiApp
 from tests.tui.fakes import ALL_CAPS, T0, FakeConnector, make_instance, sample_events
 
 RENODE_CAPS = ALL_CAPS - {"memory-write"}
+# what the vrtd connector offers: no serial, no pause, no reset, no stop (it is attached)
+VRTD_CAPS = frozenset(
+    {
+        Capability.PROPERTIES,
+        Capability.MEMORY,
+        Capability.MEMORY_WRITE,
+        Capability.COMMANDS,
+        Capability.EVENTS,
+    }
+)
 
 
 class SnapshotApp(EmutuiApp):
@@ -53,7 +64,10 @@ def build_app(
         conn = conns.get(inst.name)
         if conn is None:
             conn = conns[inst.name] = FakeConnector(
-                inst, events=sample_events(inst.name), ram_size=ram_size
+                inst,
+                caps=VRTD_CAPS if inst.backend == "vrtd" else ALL_CAPS,
+                events=sample_events(inst.name),
+                ram_size=ram_size,
             )
         return conn
 

@@ -93,14 +93,41 @@ async def test_tabs_follow_capabilities_and_simulated_badge(tmp_path: Path) -> N
     async with app.run_test(size=(120, 40)) as pilot:
         await started(pilot)
         table = app.screen.query_one("#instances")
-        assert "sim" in str(table.get_cell("v80", "name"))
-        assert "daemon" in str(table.get_cell("v80", "name"))
+        # the tags go with the backend, never read as part of the name
+        assert str(table.get_cell("v80", "name")) == "v80"
+        assert str(table.get_cell("v80", "backend")) == "vrtd [sim,daemon]"
+        assert str(table.get_cell("board", "backend")) == "renode [sim]"
+        note = str(app.screen.query_one("#inst-note").render())
+        assert "running running" not in note and "running" in note
         # v80 has no serial channels: the console pane says so
         await pilot.press("1")
         table.move_cursor(row=3)
         await until(pilot, lambda: app.screen.current.name == "v80")
         tabs = app.screen.query_one("#panes", TabbedContent)
-        assert tabs.get_tab("console").display  # the fake offers SERIAL
+        # a card with no serial channel has no console tab, and 2 / Enter say so
+        await until(pilot, lambda: not tabs.get_tab("console").display, what="console hidden")
+        assert tabs.active != "console" and tabs.get_tab(tabs.active).display
+        await pilot.press("2")
+        assert tabs.active != "console"
+        # only what the backend can do is offered: no pause, resume or reset for vrtd
+        await pilot.press("1")
+        keys = {b.binding.key for b in app.screen.active_bindings.values() if b.enabled}
+        footer = {b.binding.description for b in app.screen.active_bindings.values()}
+        assert not {"p", "u", "r"} & keys and "x" in keys and "n" in keys
+        assert not {"Pause", "Resume", "Reset"} & {
+            b.binding.description
+            for b in app.screen.active_bindings.values()
+            if app.screen.check_action(b.binding.action.removeprefix("screen."), ())
+        }
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert "Pause instance" not in titles and "Stop instance" in titles
+        assert footer
+        # and a QEMU guest gets them back
+        table.move_cursor(row=0)
+        await until(pilot, lambda: app.screen.current.name == "pc")
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Pause instance", "Reset instance"} <= titles
+        await until(pilot, lambda: tabs.get_tab("console").display)
 
 
 async def test_events_filter_pause_and_command_line(tmp_path: Path) -> None:
@@ -299,3 +326,39 @@ async def test_events_filter_regex_count_and_escape(tmp_path: Path) -> None:
         # the detail shows a readable time, not an epoch float
         await pilot.press("enter")
         assert "2026-" in pane.detail_text() and "1790000000" not in pane.detail_text()
+
+
+async def test_stop_moves_header_panes_and_keys_with_the_selection(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """After `x` `y` on the selected instance, the highlight, the header, the note, the
+    panes and the action keys all name the instance now selected."""
+    import emutui.control
+
+    app = build_app(tmp_path)
+    insts = app.list_instances()  # the fake lab's list: stopping removes from it
+
+    async def fake_stop(registry, inst):  # type: ignore[no-untyped-def]
+        insts[:] = [i for i in insts if i.name != inst.name]
+
+    monkeypatch.setattr(emutui.control, "stop_instance", fake_stop)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        screen = app.screen
+        await pilot.press("1")
+        table = screen.query_one("#instances")
+        table.move_cursor(row=1)
+        await until(pilot, lambda: screen.current.name == "q35")
+        await pilot.press("x", "y")
+        await until(pilot, lambda: "q35" not in app.links, what="q35 gone")
+        await until(pilot, lambda: table.selected_name() != "q35" and table.row_count == 3)
+        sel = table.selected_name()
+        await until(pilot, lambda: screen.current is not None and screen.current.name == sel)
+        title = str(screen.query_one("#title").render())
+        note = str(screen.query_one("#inst-note").render())
+        assert f"▸ {sel}" in title and "q35" not in title
+        assert sel in note and "q35" not in note
+        events = screen.query_one(EventsPane)
+        await until(pilot, lambda: events.link is not None and events.link.name == sel)
+        await pilot.press("p")
+        await until(pilot, lambda: app.links[sel].status.state is InstanceState.PAUSED)

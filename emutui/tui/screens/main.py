@@ -37,6 +37,23 @@ PANES = {
 }
 
 
+# action -> the capability that offers it (in the footer, the palette and on its key)
+ACTION_NEEDS = {
+    "pause_instance": Capability.PAUSE,
+    "resume_instance": Capability.PAUSE,
+    "reset_instance": Capability.RESET,
+    "stop_instance": Capability.STOP,
+}
+
+
+def has_console(link: InstanceLink | None) -> bool:
+    """Whether the instance has a serial channel to show (a vrtd card has none)."""
+    if link is None:
+        return True
+    h = link.inst.handles
+    return bool(h is None or h.serial_channels())
+
+
 class MainScreen(Screen[None]):
     BINDINGS = [
         Binding("question_mark", "app.help", "Help", key_display="?"),
@@ -125,6 +142,7 @@ class MainScreen(Screen[None]):
             self._note()
             if message.status.state is InstanceState.DEAD:
                 self.request_panes()
+                self.refresh_bindings()
 
     @on(EventsArrived)
     def _events(self, message: EventsArrived) -> None:
@@ -135,6 +153,7 @@ class MainScreen(Screen[None]):
         if self.current is not None and message.name == self.current.name:
             self._note()
             self.request_panes()
+            self.refresh_bindings()
 
     @on(DataTable.RowHighlighted, "#instances")
     def _row(self, event: DataTable.RowHighlighted) -> None:
@@ -146,6 +165,9 @@ class MainScreen(Screen[None]):
     @on(DataTable.RowSelected, "#instances")
     def _open_console(self, event: DataTable.RowSelected) -> None:
         """Enter on an instance: straight into its console, as in a terminal multiplexer."""
+        if not has_console(self.current):
+            self._no_console()
+            return
         self.query_one("#panes", TabbedContent).active = "console"
         self.call_after_refresh(self.query_one(ConsolePane).action_enter_console)
 
@@ -154,6 +176,25 @@ class MainScreen(Screen[None]):
         self._title()
         self._note()
         self.request_panes()
+        self.refresh_bindings()
+
+    def offers(self, action: str) -> bool:
+        """Whether the selected instance's backend can do ``action`` (pause, reset, …)."""
+        need = ACTION_NEEDS.get(action)
+        if need is None:
+            return True
+        link = self.current
+        if link is None:
+            return False
+        if action == "stop_instance" and (
+            link.inst.is_daemon or link.status.state is InstanceState.DEAD
+        ):
+            return True  # detaching from a daemon, or cleaning up a dead one
+        return need in link.known_capabilities
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Keys for what the backend cannot do are neither offered nor taken.
+        return self.offers(action)
 
     def _detail(self) -> None:
         """The sidebar's facts about the selected instance (wide layout only)."""
@@ -166,7 +207,12 @@ class MainScreen(Screen[None]):
         # Markup only in what emutui writes; names, paths, peer text and logs are escaped.
         lines = [
             f"[b]{_t(inst.name)}[/]  {_t(inst.backend)} / {_t(inst.target)}",
-            f"state    {link.status.state.value}  [dim]{_t(link.status.detail)}[/]",
+            f"state    {link.status.state.value}"
+            + (
+                f"  [dim]{_t(link.status.detail)}[/]"
+                if link.status.detail not in ("", link.status.state.value)
+                else ""
+            ),
             f"pid      {inst.pid or '-'}",
             f"dir      {_t(inst.wd)}",
         ]
@@ -206,9 +252,11 @@ class MainScreen(Screen[None]):
             note.update(f"[b magenta]{st.state.value}[/]  {_t(st.detail)}", layout=False)
         else:
             sim = "  [i cyan]simulated[/]" if link.simulated else ""
+            # QEMU's detail is its run state ("running", "inmigrate"): say it once
+            detail = "" if st.detail in ("", st.state.value) else f" ({_t(st.detail)})"
             note.update(
                 f"[b]{_t(link.name)}[/]  {_t(link.inst.backend)}/{_t(link.inst.target)}  "
-                f"{st.state.value} {_t(st.detail)}{sim}",
+                f"{st.state.value}{detail}{sim}",
                 layout=False,
             )
 
@@ -239,10 +287,15 @@ class MainScreen(Screen[None]):
             # What a dead instance left behind: its serial logs and its journal.
             caps = frozenset({Capability.SERIAL, Capability.EVENTS})
         for pane_id, (_title, needs) in PANES.items():
-            if caps is None or caps & needs:
+            if (caps is None or caps & needs) and (pane_id != "console" or has_console(link)):
                 tabs.show_tab(pane_id)
             else:
                 tabs.hide_tab(pane_id)
+        if tabs.active and not tabs.get_tab(tabs.active).display:
+            # the pane shown is gone for this instance: show the first one it has
+            first = next((p for p in PANES if tabs.get_tab(p).display), None)
+            if first is not None:
+                tabs.active = first
         usable = link if link is not None and link.conn is not None else None
         await self.query_one(ConsolePane).show(link, force=force)
         self.query_one(EventsPane).show(link)
@@ -258,6 +311,13 @@ class MainScreen(Screen[None]):
             self.set_focus(self.query_one(InstanceTable))
             return
         tabs = self.query_one("#panes", TabbedContent)
+        if pane == "console" and not has_console(self.current):
+            self._no_console()
+            return
+        if not tabs.get_tab(pane).display:
+            name = self.current.name if self.current else "this instance"
+            self.notify(f"{name} has no {PANES[pane][0].lower()} pane", severity="warning")
+            return
         tabs.active = pane
         target = {
             "console": "#console-tabs Tabs",
@@ -278,6 +338,10 @@ class MainScreen(Screen[None]):
     @on(ConsolePane.Left)
     def _left_console(self) -> None:
         self.query_one("#console-tabs Tabs").focus()
+
+    def _no_console(self) -> None:
+        name = self.current.name if self.current else "this instance"
+        self.notify(f"{name} has no serial console", severity="warning")
 
     def _need(self, cap: Capability, what: str) -> InstanceLink | None:
         link = self.current
@@ -323,7 +387,9 @@ class MainScreen(Screen[None]):
         self.emu.rescan()
 
     def action_stop_instance(self) -> None:
-        link = self._need(Capability.STOP, "stop")
+        link = self.current
+        if link is None or not self.offers("stop_instance"):
+            link = self._need(Capability.STOP, "stop")
         if link is None:
             return
         what = "detach from" if link.inst.is_daemon else "stop"
@@ -343,15 +409,18 @@ class MainScreen(Screen[None]):
 
     @work(group="lifecycle", exit_on_error=False)
     async def _stop(self, link: InstanceLink) -> None:
-        from emutui.control import stop_instance
+        from emutui import control
 
-        await self.emu.drop_link(link.name)
+        self.emu.stopping.add(link.name)
         try:
-            await stop_instance(self.emu.registry, link.inst)
+            await self.emu.drop_link(link.name)
+            await control.stop_instance(self.emu.registry, link.inst)
         except EmutuiError as e:
             self.notify(str(e), title="stop failed", severity="error", markup=False)
         else:
             self.notify(f"{link.name} stopped", markup=False)
+        finally:
+            self.emu.stopping.discard(link.name)
         self.emu.rescan()
 
     def action_reset_instance(self) -> None:

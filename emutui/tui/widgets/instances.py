@@ -49,18 +49,19 @@ class InstanceTable(DataTable[Text | str]):
     def _cells(self, link: InstanceLink) -> dict[str, Text | str]:
         inst = link.inst
         name = Text(inst.name, "bold")
-        if link.simulated:
-            name.append(" sim", "italic cyan")
-        if inst.is_daemon:
-            name.append(" daemon", "italic blue")
+        # Tags go with the backend, in brackets, so they never read as part of the name.
+        tags = [t for t, on in (("sim", link.simulated), ("daemon", inst.is_daemon)) if on]
+        backend = Text(inst.backend)
+        if tags:
+            backend.append(f" [{','.join(tags)}]", "italic cyan")
         state = link.status.state
         alive = state is not InstanceState.DEAD
         created = inst.handles.created if inst.handles else None
         uptime = self.clock() - created if alive and created else None
         return {
             "name": name,
-            "backend": Text(inst.backend),  # Text, not str: a str cell is parsed as markup
-            "target": Text(inst.target),
+            "backend": backend,
+            "target": Text(inst.target),  # Text, not str: a str cell is parsed as markup
             "state": Text(state.value, STATE_STYLE.get(state, "")),
             "uptime": format_uptime(uptime),
             "pid": str(inst.pid) if inst.pid else "-",
