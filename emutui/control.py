@@ -109,6 +109,8 @@ async def stop_instance(registry: Registry, inst: Instance) -> None:
             sim_pid, sim_start = h.options.get("sim_pid"), h.options.get("sim_pid_start")
             if h.simulated and isinstance(sim_pid, int):
                 proc.terminate(sim_pid, sim_start if isinstance(sim_start, int) else None)
+            # An attached QEMU: end emutui's own helpers (QMP broker, serial hub) only.
+            serialhub.stop_helpers(h)
         elif h is not None and inst.alive():
             await make_connector(inst, aux=True).stop()
         elif h is not None and h.pid:

@@ -1,9 +1,14 @@
-"""attach vrtd NAME [--socket PATH], detach NAME: daemons as instances.
+"""attach vrtd|qemu NAME ..., detach NAME: daemons and foreign QEMUs as instances.
 
 emutui does not start or own a vrtd daemon; it records where the daemon's
 socket is, in an instance directory (handles.json with ``attached: true``),
 so ``ls``, ``prop``, ``mem`` and the TUI treat it like any other instance.
 ``detach`` forgets it and never touches the daemon.
+
+``attach qemu NAME --qmp PATH|HOST:PORT [--serial CH=ADDR ...] [--qtest PATH]``
+adopts a running QEMU the same way: a QMP broker and a serial hub of emutui's
+own hold its monitor and serial ports; ``stop``/``detach`` end those helpers and
+never signal QEMU.
 """
 
 from __future__ import annotations
@@ -23,14 +28,27 @@ def add_parser(
 ) -> None:
     p = sub.add_parser(
         "attach",
-        help="attach to a running daemon (vrtd) as an instance",
+        help="attach to a running daemon (vrtd) or QEMU as an instance",
         description="Record a running vrtd daemon as the instance NAME. The socket is "
-        "--socket, else $VRTD_SOCKET, else /run/vrtd.sock. The daemon must answer.",
+        "--socket, else $VRTD_SOCKET, else /run/vrtd.sock. The daemon must answer. "
+        "Or adopt a running QEMU: 'attach qemu NAME --qmp PATH|HOST:PORT "
+        "[--serial CH=PATH|HOST:PORT ...] [--qtest PATH]'. Its monitor must be free "
+        "(QEMU serves one client per -qmp); emutui's QMP broker then serves it to every "
+        "client, its serial output is logged from now on, and 'stop' only detaches.",
         parents=[common],
     )
-    p.add_argument("backend", choices=["vrtd"])
+    p.add_argument("backend", choices=["vrtd", "qemu"])
     p.add_argument("name")
     p.add_argument("--socket", help="the daemon's socket (default $VRTD_SOCKET, /run/vrtd.sock)")
+    p.add_argument("--qmp", metavar="PATH|HOST:PORT", help="qemu: the QMP monitor socket")
+    p.add_argument(
+        "--serial",
+        action="append",
+        default=[],
+        metavar="CH=PATH|HOST:PORT",
+        help="qemu: a serial chardev socket (server=on) to log and share as channel CH",
+    )
+    p.add_argument("--qtest", metavar="PATH", help="qemu: its -qtest unix socket, if any")
     p.add_argument("--json", action="store_true")
     # set by `emutui demo`, which starts the simulator itself
     p.add_argument("--simulated", action="store_true", help=argparse.SUPPRESS)
@@ -185,7 +203,48 @@ def ensure_configured_daemons(cfg: Config, reg: Registry) -> list[Instance]:
     return out
 
 
+async def attach_qemu(
+    reg: Registry, name: str, qmp: str, serials: list[str], qtest: str | None
+) -> Instance:
+    """Adopt the QEMU whose monitor is ``qmp`` as instance ``name``."""
+    from emutui.backends.qemu.attach import attach, parse_serials
+
+    chans = parse_serials(serials)
+    existing = _existing(reg, name)
+    if existing is not None:
+        raise EmutuiError(
+            f"an instance named {name!r} already exists ({existing.backend}); "
+            f"detach or stop it first, or pick another name"
+        )
+    with reg.name_lock(name):
+        wd = reg.create(name)
+        try:
+            await attach(wd, name, qmp, chans, qtest)
+        except BaseException:
+            reg.remove(Instance.load(wd))
+            raise
+    return Instance.load(wd)
+
+
 async def cmd_attach(args: argparse.Namespace) -> int:
+    if args.backend == "qemu":
+        if not args.qmp:
+            raise EmutuiError("attach qemu: --qmp PATH|HOST:PORT is required")
+        inst = await attach_qemu(registry(args), args.name, args.qmp, args.serial, args.qtest)
+        if args.json:
+            from emutui.cli import print_json
+
+            print_json(inst.summary() | {"qmp": args.qmp})
+        else:
+            peer = inst.handles.options.get("peer_pid") if inst.handles else None
+            pid = f", pid {peer}" if peer else ""
+            print(
+                f"attached {inst.name} (QEMU at {args.qmp}{pid}); dir {inst.wd}; "
+                f"'emutui stop {inst.name}' detaches and leaves QEMU running"
+            )
+        return 0
+    if args.qmp or args.serial or args.qtest:
+        raise EmutuiError("--qmp, --serial and --qtest are for 'attach qemu'")
     inst = await attach_vrtd(
         registry(args),
         args.name,
@@ -214,5 +273,14 @@ def cmd_detach(args: argparse.Namespace) -> int:
         )
     # a simulator emutui itself started is ended; a real daemon is never touched
     stop_simulated_card(reg, inst)
-    print(f"detached {args.name}")
+    print(detached_message(inst))
     return 0
+
+
+def detached_message(inst: Instance) -> str:
+    if inst.backend == "qemu":
+        return (
+            f"detached {inst.name} (QEMU keeps running: emutui did not start it "
+            "and never signals it)"
+        )
+    return f"detached {inst.name}"

@@ -72,7 +72,7 @@ async def cmd_ls(args: argparse.Namespace) -> int:
     )
     print(header)
     for r in rows:
-        sim = "*" if r["simulated"] else ""
+        sim = "*" if r["simulated"] else "+" if r.get("attached") else ""
         # Everything but the numbers may come from a file or a peer: one display filter.
         name, backend, target = (display_line(str(r[k])) for k in ("name", "backend", "target"))
         print(
@@ -85,6 +85,8 @@ async def cmd_ls(args: argparse.Namespace) -> int:
                 print(f"    | {display_line(line)}")
     if any(r["simulated"] for r in rows):
         print("* simulated")
+    if any(r.get("attached") and not r["simulated"] for r in rows):
+        print("+ attached: emutui did not start it; stop detaches and leaves it running")
     return 0
 
 
@@ -148,7 +150,12 @@ async def cmd_stop(args: argparse.Namespace) -> int:
     for inst in targets:
         try:
             await stop_instance(reg, inst)
-            print(f"stopped {inst.name}")
+            if inst.is_daemon and inst.backend == "qemu":
+                from emutui.commands.attach import detached_message
+
+                print(detached_message(inst))
+            else:
+                print(f"stopped {inst.name}")
         except EmutuiError as e:
             failures += 1
             print(f"emutui: {inst.name}: {e}")

@@ -65,3 +65,10 @@ class RangeError(EmutuiError):
 
 class InstanceDeadError(EmutuiError):
     """The instance's process is gone."""
+
+
+class NoAnswerError(BusyError):
+    """The peer is there but did not answer within its deadline (stopped, wedged, hostile).
+
+    A BusyError subclass so the TUI keeps treating it as "alive, retry later".
+    """

@@ -62,15 +62,20 @@ class Instance:
         if self.handles is None:
             return False
         if self.is_daemon:
-            return True  # liveness of a daemon is whether its socket answers
+            # An attached QEMU's pid is its monitor's socket peer: known for unix
+            # sockets (never signalled, only watched). Otherwise liveness of a
+            # daemon is whether its socket answers.
+            peer = self.handles.options.get("peer_pid")
+            if isinstance(peer, int) and not isinstance(peer, bool) and peer > 1:
+                start = self.handles.options.get("peer_pid_start")
+                return proc.is_alive(peer, start if isinstance(start, int) else None)
+            return True
         return proc.is_alive(self.handles.pid, self.handles.pid_start)
 
     def process_state(self) -> InstanceState:
         """What can be told without talking to the emulator."""
         if self.handles is None:
             return InstanceState.DEAD
-        if self.is_daemon:
-            return InstanceState.UNKNOWN
         if not self.alive():
             return InstanceState.DEAD
         return InstanceState.UNKNOWN
@@ -122,6 +127,7 @@ class Instance:
             "pid": h.pid if h else None,
             "dir": str(self.wd),
             "simulated": bool(h and h.simulated),
+            "attached": self.is_daemon,
             "created": h.created if h else None,
             "channels": sorted(h.channels) if h else [],
             "error": self.error,

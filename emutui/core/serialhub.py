@@ -251,9 +251,15 @@ async def ensure_hub(handles: Handles, wd: Path) -> bool:
 
 def stop_helpers(handles: Handles) -> None:
     """SIGTERM (then SIGKILL) every helper process recorded in ``handles``."""
-    for pid, start in (handles.options.get("helpers") or {}).values():
-        if pid:
-            proc.terminate(int(pid), start, grace=1.0)
+    helpers = handles.options.get("helpers")
+    for entry in helpers.values() if isinstance(helpers, dict) else ():
+        # handles.json is a file anyone with access to the dir could have edited:
+        # a malformed entry is skipped, never a reason to stop stopping.
+        if not isinstance(entry, list | tuple) or len(entry) != 2:
+            continue
+        pid, start = entry
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 1:
+            proc.terminate(pid, start if isinstance(start, int) else None, grace=1.0)
 
 
 def spawn(spec: HubSpec, wd: Path) -> tuple[int, int | None]:

@@ -227,7 +227,7 @@ def test_two_emutui_start_the_same_name_at_once(config_file, state_dir):
     rows = json.loads(run_cli("ls", "--json").out)
     assert [r["state"] for r in rows] == ["running"]
     pids = subprocess.run(
-        ["pgrep", "-f", f"{state_dir}/plain/qmp.sock"], capture_output=True, text=True
+        ["pgrep", "-f", f"{state_dir}/plain/qmp.qemu.sock"], capture_output=True, text=True
     ).stdout.split()
     assert len(pids) == 1
 
@@ -245,9 +245,9 @@ def test_two_emutui_on_one_state_dir_ls_and_control(config_file, state_dir):
                 range(8),
             )
         )
-    # the aux monitor serves one at a time: the others wait or say busy, never crash
+    # the QMP broker serves them all at once: nobody waits for a monitor or says busy
     for r in results:
-        assert r.rc == 0 or "busy" in r.err, r.err
+        assert r.rc == 0, r.err
         assert "Traceback" not in r.err
 
 

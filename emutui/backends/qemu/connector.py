@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,19 @@ from qemu.qmp.qmp_client import ExecuteError
 from emutui.backends.base import BaseConnector, SerialStream, SocketSerial
 from emutui.backends.qemu.pci import bar_regions
 from emutui.backends.qemu.qtest import QtestClient
-from emutui.core import proc, serialhub
+from emutui.core import deadline, proc, qmpbroker, serialhub
 from emutui.core.errors import (
     BackendError,
-    BusyError,
     DisconnectedError,
+    EmutuiError,
     InstanceDeadError,
+    NoAnswerError,
     NotFoundError,
     ProtocolError,
     RangeError,
     UnsupportedError,
 )
+from emutui.core.handles import Channel, Handles
 from emutui.core.instance import Instance
 from emutui.core.journal import JournalWriter
 from emutui.core.model import (
@@ -40,7 +41,8 @@ from emutui.core.model import (
     PropertyNode,
 )
 
-GREETING_TIMEOUT = 2.0  # a held monitor queues us silently; say "busy" instead of hanging
+GREETING_TIMEOUT = 2.0  # the broker greets at once; a wedged one is reported, never waited for
+EVENT_QUEUE_MAX = 10000  # events one listener holds before it drops (and counts) the rest
 XP_CONCURRENCY = 32  # pipelined HMP reads; QEMU serves them one by one anyway
 RAM_READ_MAX = 16 * 1024 * 1024
 
@@ -52,17 +54,36 @@ logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 class QemuConnector(BaseConnector):
     backend_name = "QEMU"
 
-    def __init__(self, instance: Instance, aux: bool = True) -> None:
+    def __init__(
+        self,
+        instance: Instance,
+        aux: bool = True,
+        *,
+        monitor: str | None = None,
+        standalone: bool = False,
+    ) -> None:
+        """``monitor`` names a channel to use as is ("qmp-aux": QEMU's second monitor,
+        the way in when the broker is wedged). Otherwise a brokered instance is
+        reached through its broker whatever ``aux`` says (the broker serves any
+        number of clients); ``aux`` only picks the monitor of an instance started
+        before the broker existed. ``standalone``: a bare socket with no instance
+        behind it (``emutui shell --socket``): no pid, no journal, no broker."""
         super().__init__(instance)
         h = instance.handles
         if h is None:
             raise InstanceDeadError(f"{instance.name}: {instance.error}")
         self.handles = h
         self.aux = aux
-        role = "qmp-aux" if aux else "qmp"
-        if role not in h.channels or not h.channels[role].path:
+        self.standalone = standalone
+        self.via_broker = monitor is None and not standalone and qmpbroker.is_brokered(h)
+        role = monitor or ("qmp" if self.via_broker else ("qmp-aux" if aux else "qmp"))
+        ch = h.channels.get(role)
+        if ch is None or not (ch.path or (ch.host and ch.port)):
             raise ProtocolError(f"{instance.name}: handles.json has no {role} channel")
-        self.qmp_path = str(h.channels[role].path)
+        self.address: str | tuple[str, int] = (
+            str(ch.path) if ch.path else (str(ch.host), int(ch.port or 0))
+        )
+        self.qmp_path = str(ch.path) if ch.path else f"{ch.host}:{ch.port}"
         caps = {
             Capability.SERIAL,
             Capability.EVENTS,
@@ -82,43 +103,90 @@ class QemuConnector(BaseConnector):
             caps.add(Capability.MEMORY_WRITE)
         self.capabilities = frozenset(caps)
         self.client = QMPClient(f"emutui-{instance.name}")
-        self._journal = JournalWriter(instance.journal())
-        self._journal_listener = EventListener()
+        # Behind a broker the broker journals every event (once); a direct
+        # client journals what it sees, if it wins the journal's writer lock.
+        self._journal: JournalWriter | None = (
+            None if self.via_broker or standalone else JournalWriter(instance.journal())
+        )
+        self._journal_listener = BoundedListener()
         self._tasks: list[asyncio.Task[None]] = []
+        self._dc_task: asyncio.Future[None] | None = None
         self._gone = asyncio.Event()
         self._qtest_lock = asyncio.Lock()  # one qtest connection at a time per client
+
+    @classmethod
+    def for_socket(cls, address: str) -> QemuConnector:
+        """A connector on any QMP socket (``PATH`` or ``HOST:PORT``), no instance needed."""
+        ch = socket_channel("qmp", address)
+        h = Handles(name=address, backend="qemu", target="", channels={"qmp": ch})
+        inst = Instance(name=address, wd=Path("."), handles=h)
+        return cls(inst, standalone=True)
+
+    def _qemu_pid(self) -> tuple[int | None, int | None]:
+        """QEMU's pid and start time, when known (an attached QEMU's is its socket peer's)."""
+        h = self.handles
+        if h.pid:
+            return h.pid, h.pid_start
+        peer = h.options.get("peer_pid")
+        start = h.options.get("peer_pid_start")
+        if isinstance(peer, int) and not isinstance(peer, bool) and peer > 1:
+            return peer, start if isinstance(start, int) else None
+        return None, None
+
+    def _alive(self) -> bool:
+        if self.standalone:
+            return True
+        pid, start = self._qemu_pid()
+        if pid is None:
+            return True  # attached over TCP: whether it answers is all we can tell
+        return proc.is_alive(pid, start)
 
     # -- connection -----------------------------------------------------------------
 
     async def connect(self) -> None:
-        if not proc.is_alive(self.handles.pid, self.handles.pid_start):
-            raise InstanceDeadError(f"{self.name} is dead (pid {self.handles.pid} is gone)")
-        if proc.is_stopped(self.handles.pid or 0):
-            raise BusyError(f"{self.name}: QEMU process is stopped (SIGSTOP); it cannot answer")
-        try:
-            await asyncio.wait_for(self.client.connect(self.qmp_path), GREETING_TIMEOUT)
-        except TimeoutError as e:
-            raise BusyError(
-                f"{self.name}: busy: another client holds the "
-                f"{'auxiliary' if self.aux else 'primary'} monitor"
-            ) from e
-        except ConnectError as e:
-            if not proc.is_alive(self.handles.pid, self.handles.pid_start):
-                raise InstanceDeadError(f"{self.name} is dead (pid {self.handles.pid})") from e
-            cause = e.exc
-            if isinstance(cause, FileNotFoundError | ConnectionRefusedError):
-                raise DisconnectedError(
-                    f"{self.name}: QMP socket {self.qmp_path} is not answering"
+        if not self._alive():
+            raise InstanceDeadError(f"{self.name} is dead (QEMU pid {self._qemu_pid()[0]} is gone)")
+        pid, _ = self._qemu_pid()
+        if pid and proc.is_stopped(pid):
+            raise NoAnswerError(f"{self.name}: QEMU process is stopped (SIGSTOP); it cannot answer")
+        for attempt in (1, 2):
+            try:
+                await asyncio.wait_for(self.client.connect(self.address), GREETING_TIMEOUT)
+                break
+            except TimeoutError as e:
+                what = "the QMP broker" if self.via_broker else f"QMP monitor {self.qmp_path}"
+                raise NoAnswerError(
+                    f"{self.name}: {what} did not answer within {GREETING_TIMEOUT:g} s"
                 ) from e
-            raise ProtocolError(f"{self.name}: QMP handshake failed: {e}") from e
-        self.client.register_listener(self._journal_listener)
-        self._tasks.append(asyncio.create_task(self._journal_pump()))
+            except ConnectError as e:
+                if not self._alive():
+                    raise InstanceDeadError(f"{self.name} is dead (QEMU exited)") from e
+                cause = e.exc
+                refused = isinstance(cause, FileNotFoundError | ConnectionRefusedError)
+                if refused and self.via_broker and attempt == 1:
+                    # The broker died (killed, OOM): start another; QEMU never noticed.
+                    await qmpbroker.ensure_broker(self.handles, self.instance.wd)
+                    await qmpbroker.wait_serving(self.qmp_path)
+                    self.client = QMPClient(f"emutui-{self.name}")
+                    self._dc_task = None
+                    continue
+                if refused:
+                    raise DisconnectedError(
+                        f"{self.name}: QMP socket {self.qmp_path} is not answering"
+                    ) from e
+                raise ProtocolError(f"{self.name}: QMP handshake failed: {e}") from e
+            except (OSError, EOFError) as e:
+                raise DisconnectedError(f"{self.name}: QMP connection failed: {e}") from e
+        if self._journal is not None:
+            self.client.register_listener(self._journal_listener)
+            self._tasks.append(asyncio.create_task(self._journal_pump()))
         self._tasks.append(asyncio.create_task(self._watch_runstate()))
 
     async def _journal_pump(self) -> None:
         while True:
             msg = await self._journal_listener.get()
-            self._journal.offer(self._to_event(msg))
+            if self._journal is not None:
+                self._journal.offer(self._to_event(msg))
 
     async def _watch_runstate(self) -> None:
         while True:
@@ -126,17 +194,33 @@ class QemuConnector(BaseConnector):
             if state in (Runstate.DISCONNECTING, Runstate.IDLE):
                 self._gone.set()
                 if state is Runstate.DISCONNECTING:
-                    try:
-                        await self.client.disconnect()
-                    except Exception:
-                        pass
+                    await self._disconnect()
                 return
+
+    async def _disconnect(self) -> None:
+        """qemu.qmp's disconnect() in a task of its own that nobody cancels.
+
+        Cancelling a task inside disconnect() leaves qemu.qmp's gathered
+        bottom-half future unawaited, and asyncio then prints "_GatheringFuture
+        exception was never retrieved" with a traceback when the peer hung up.
+        """
+        if self._dc_task is None:
+
+            async def run() -> None:
+                try:
+                    await self.client.disconnect()
+                except BaseException:  # EOFError, OSError…: the peer is gone, as intended
+                    pass
+
+            self._dc_task = asyncio.ensure_future(run())
+        await asyncio.shield(self._dc_task)
 
     async def close(self) -> None:
         # Flush events that arrived just before a command's reply (STOP before
         # the reply to "stop"), so a one-shot CLI command still journals them.
         for msg in self._journal_listener.clear():
-            self._journal.offer(self._to_event(msg))
+            if self._journal is not None:
+                self._journal.offer(self._to_event(msg))
         for t in self._tasks:
             t.cancel()
         self._tasks.clear()
@@ -144,12 +228,10 @@ class QemuConnector(BaseConnector):
             self.client.remove_listener(self._journal_listener)
         except (ValueError, KeyError):
             pass
-        if self.client.runstate is not Runstate.IDLE:
-            try:
-                await self.client.disconnect()
-            except Exception:
-                pass
-        self._journal.close()
+        if self.client.runstate is not Runstate.IDLE or self._dc_task is not None:
+            await self._disconnect()
+        if self._journal is not None:
+            self._journal.close()
         self._gone.set()
 
     @property
@@ -161,8 +243,14 @@ class QemuConnector(BaseConnector):
     async def execute(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
         if self.client.runstate is not Runstate.RUNNING:
             raise self._gone_error()
+        if args:
+            check_json(cmd, args)
+        timeout = deadline.request_timeout()
         try:
-            return await self.client.execute(cmd, args)
+            async with asyncio.timeout(timeout):
+                return await self.client.execute(cmd, args)
+        except TimeoutError:
+            raise NoAnswerError(self._no_answer(cmd, timeout)) from None
         except ExecuteError as e:
             desc = str(e)  # ExecuteError renders as QEMU's own "desc"
             if e.error_class in ("DeviceNotFound",) or "not found" in desc:
@@ -175,8 +263,18 @@ class QemuConnector(BaseConnector):
         except QMPError as e:
             raise ProtocolError(f"{cmd}: {e}") from e
 
+    def _no_answer(self, cmd: str, timeout: float) -> str:
+        pid, _ = self._qemu_pid()
+        why = ""
+        if pid and proc.is_stopped(pid):
+            why = "; QEMU is stopped (SIGSTOP)"
+        return (
+            f"{self.name}: {cmd}: no answer within {timeout:g} s{why} "
+            f"(request_timeout in [ui] or ${deadline.ENV})"
+        )
+
     def _gone_error(self) -> Exception:
-        if not proc.is_alive(self.handles.pid, self.handles.pid_start):
+        if not self._alive():
             return InstanceDeadError(f"{self.name} is dead (QEMU exited)")
         return DisconnectedError(f"{self.name}: QMP connection closed")
 
@@ -212,42 +310,52 @@ class QemuConnector(BaseConnector):
         await self.execute("system_reset")
 
     async def stop(self) -> None:
-        """QMP quit, then SIGTERM, then SIGKILL to the process group; nothing left behind."""
+        """QMP quit, then SIGTERM, then SIGKILL to the process group; nothing left behind.
+
+        The quit goes through the broker; when the broker does not answer, through
+        QEMU's second monitor, the way in kept for exactly this. An attached QEMU
+        is never signalled: stopping it only ends emutui's helpers (detach).
+        """
+        if self.handles.options.get("attached"):
+            await self.close()
+            await asyncio.to_thread(serialhub.stop_helpers, self.handles)
+            return
         pid, started = self.handles.pid, self.handles.pid_start
         if pid and proc.is_alive(pid, started):
+            quit_ok = False
             try:
                 if not self.connected:
                     await self.connect()
                 await self.execute("quit")
-            except (BusyError, DisconnectedError, InstanceDeadError, ProtocolError):
+                quit_ok = True
+            except EmutuiError:
                 pass
             await self.close()
+            if not quit_ok and "qmp-aux" in self.handles.channels and self.via_broker:
+                await self._quit_through_aux()
             gone = await asyncio.to_thread(proc.wait_gone, pid, started, 2.0)
             if not gone:
                 await asyncio.to_thread(proc.terminate, pid, started, 2.0)
         else:
             await self.close()
-        # The hub exits by itself when QEMU closes its ports; make sure of it.
+        # The hub and the broker exit by themselves when QEMU closes its sockets; make sure.
         await asyncio.to_thread(serialhub.stop_helpers, self.handles)
+
+    async def _quit_through_aux(self) -> None:
+        aux = QemuConnector(self.instance, monitor="qmp-aux")
+        try:
+            await aux.connect()
+            await aux.execute("quit")
+        except EmutuiError:
+            pass
+        finally:
+            await aux.close()
 
     # -- events -----------------------------------------------------------------------
 
     def _to_event(self, msg: Any) -> Event:
         # Events come from the peer: take what is well-formed, never raise.
-        ts = msg.get("timestamp") if hasattr(msg, "get") else None
-        t = time.time()
-        if isinstance(ts, dict):
-            try:
-                t = float(ts.get("seconds", 0)) + float(ts.get("microseconds", 0)) / 1e6
-            except (TypeError, ValueError):
-                pass
-        data = (msg.get("data") if hasattr(msg, "get") else None) or {}
-        return Event(
-            name=str(msg.get("event", "?")),
-            data=dict(data) if isinstance(data, dict) else {"data": data},
-            timestamp=t,
-            source=self.name,
-        )
+        return qmpbroker.event_from_qmp(msg, self.name)
 
     def events(self) -> _EventStream:
         return _EventStream(self)
@@ -390,18 +498,70 @@ class QemuConnector(BaseConnector):
             await q.write(r.base + offset, data)
 
 
+class BoundedListener(EventListener):
+    """qemu.qmp's EventListener keeps every event it ever saw (its history) and
+    queues without bound: a flooding peer would grow the client by hundreds of
+    MB. This one keeps nothing and queues at most ``maxsize``; the rest are
+    dropped and counted in ``dropped``."""
+
+    def __init__(self, maxsize: int = EVENT_QUEUE_MAX) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+        self.dropped = 0
+
+    async def put(self, event: Any) -> None:
+        if not self.accept(event):
+            return
+        if self._queue.qsize() >= self.maxsize:
+            self.dropped += 1
+            return
+        self._queue.put_nowait(event)
+
+
+def check_json(cmd: str, args: Any) -> None:
+    """Refuse what QEMU's JSON parser cannot read (NaN, Infinity, 1e999 become "Infinity"):
+    QEMU would answer without an id and drop the connection."""
+    try:
+        json.dumps(args, allow_nan=False)
+    except ValueError:
+        raise RangeError(
+            f"{cmd}: numbers must be finite (NaN, Infinity and values like 1e999 are not JSON)"
+        ) from None
+    except (TypeError, RecursionError) as e:
+        raise ProtocolError(
+            f"{cmd}: arguments cannot be sent as JSON ({e.__class__.__name__})"
+        ) from None
+
+
+def socket_channel(role: str, address: str) -> Channel:
+    """``PATH`` (a unix socket) or ``HOST:PORT`` (TCP) as a Channel."""
+    host, sep, port = address.rpartition(":")
+    if sep and port.isdigit() and host and "/" not in address:
+        return Channel(role=role, kind="tcp", host=host.strip("[]"), port=int(port))
+    return Channel(role=role, kind="unix", path=str(Path(address).expanduser().absolute()))
+
+
 class _EventStream:
     """Async iterator over events; its listener is registered at creation so none is missed."""
 
     def __init__(self, conn: QemuConnector) -> None:
         self._conn = conn
-        self._listener = EventListener()
+        self._listener = BoundedListener()
+        self._told = 0
         conn.client.register_listener(self._listener)
 
     def __aiter__(self) -> _EventStream:
         return self
 
     async def __anext__(self) -> Event:
+        if self._listener.dropped > self._told:
+            lost = self._listener.dropped - self._told
+            self._told = self._listener.dropped
+            return Event(
+                qmpbroker.DROPPED_EVENT,
+                {"count": lost, "total": self._told, "by": "emutui"},
+                source=self._conn.name,
+            )
         if self._listener.empty() and self._conn._gone.is_set():
             self._close()
             raise StopAsyncIteration

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from emutui.core import proc, serialhub
+from emutui.core import proc, qmpbroker, serialhub
 from emutui.core.errors import BackendError, ConfigError, EmutuiError
 from emutui.core.handles import Channel, Handles
 from emutui.core.instance import OUTPUT_LOG
@@ -68,10 +68,15 @@ def build_command(target: TargetConfig, wd: Path) -> tuple[list[str], dict[str, 
     if target.str_opt("cpu"):
         cmd += ["-cpu", str(target.str_opt("cpu"))]
     channels: dict[str, Channel] = {}
-    for role, fname in (("qmp", "qmp.sock"), ("qmp-aux", "qmp-aux.sock")):
-        path = socket_path(wd, fname)
-        cmd += ["-qmp", f"unix:{path},server=on,wait=off"]
-        channels[role] = Channel(role=role, kind="unix", path=str(path))
+    # QEMU serves each monitor to one client. The first one's client is the QMP
+    # broker, which serves qmp.sock to any number of clients; the second one
+    # (qmp-aux) is left free: the way in when the broker is wedged.
+    upstream = socket_path(wd, "qmp.qemu.sock")
+    cmd += ["-qmp", f"unix:{upstream},server=on,wait=off"]
+    channels["qmp"] = qmpbroker.channel_for(wd, str(upstream))
+    aux = socket_path(wd, "qmp-aux.sock")
+    cmd += ["-qmp", f"unix:{aux},server=on,wait=off"]
+    channels["qmp-aux"] = Channel(role="qmp-aux", kind="unix", path=str(aux))
     for i, name in enumerate(target.list_opt("serial", ["com1"])):
         # QEMU serves the port to one client: the serial hub, which logs with
         # rotation and fans out to any number of emutui clients on its own socket.
@@ -162,11 +167,13 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
         # The hub starts beside QEMU and holds the serial ports before the first
         # guest instruction (QEMU waits at -S), so the banner is in the log.
         hub = serialhub.launch_for(handles, wd)
+        broker = qmpbroker.launch_for(handles, wd)
         handles.save(wd)
         await wait_for_sockets(
             popen, [c.upstream or c.path for c in channels.values() if c.path], wd
         )
         await serialhub.wait_launched(handles, wd, hub)
+        await qmpbroker.wait_launched(handles, wd, broker)
         if not paused:
             conn = QemuConnector(Instance(name=name, wd=wd, handles=handles), aux=True)
             await conn.connect()
