@@ -82,6 +82,7 @@ def _defaults(args: argparse.Namespace) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = _defaults(parser.parse_args(argv))
+    _configure_deadline(args)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         if args.command is None:
@@ -108,6 +109,19 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+
+
+def _configure_deadline(args: argparse.Namespace) -> None:
+    """Every request's deadline: $EMUTUI_REQUEST_TIMEOUT, else [ui] request_timeout, read
+    from the config only when a command first sends a request."""
+    from emutui.core import deadline
+
+    def from_config() -> Any:
+        from emutui.config import load_config
+
+        return load_config(args.config, validate=False).ui.get("request_timeout")
+
+    deadline.configure(from_config)
 
 
 def print_json(obj: Any) -> None:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from emutui.commands import registry
+from emutui.core.errors import EmutuiError
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 
@@ -28,7 +32,12 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
         ),
         parents=[common],
     )
-    p.add_argument("name", help="instance name")
+    p.add_argument("name", nargs="?", help="instance name")
+    p.add_argument(
+        "--socket",
+        metavar="PATH|HOST:PORT",
+        help="any QMP socket, no instance needed (a QEMU started by a script or by hand)",
+    )
     p.add_argument(
         "-c",
         "--command",
@@ -49,14 +58,36 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_shell)
 
 
+@asynccontextmanager
+async def on_socket(address: str) -> AsyncIterator[Any]:
+    """A QEMU connector on a bare QMP socket (``PATH`` or ``HOST:PORT``)."""
+    from emutui.backends.qemu.connector import QemuConnector
+
+    conn = QemuConnector.for_socket(address)
+    try:
+        await conn.connect()
+        yield conn
+    finally:
+        await conn.close()
+
+
 async def cmd_shell(args: argparse.Namespace) -> int:
     from emutui.control import connected
     from emutui.shell.modes import make_mode
 
-    inst = registry(args).get(args.name)
-    backend = inst.backend
+    if args.socket:
+        if args.name:
+            raise EmutuiError("shell: give an instance NAME or --socket, not both")
+        conn_cm = on_socket(args.socket)
+        backend, label = "qemu", args.socket
+    elif args.name:
+        inst = registry(args).get(args.name)
+        conn_cm = connected(inst, aux=True)
+        backend, label = inst.backend, inst.name
+    else:
+        raise EmutuiError("shell: give an instance NAME or --socket PATH|HOST:PORT")
     scripted = bool(args.commands) or not sys.stdin.isatty()
-    async with connected(inst, aux=True) as conn:
+    async with conn_cm as conn:
         mode = make_mode(backend, conn)
         if scripted:
             from emutui.shell.script import run_lines
@@ -66,5 +97,5 @@ async def cmd_shell(args: argparse.Namespace) -> int:
         from emutui.shell.repl import Shell, history_path
 
         hist = None if args.no_history else history_path(backend)
-        shell = Shell(mode, conn, inst.name, history=hist, events=not args.no_events)
+        shell = Shell(mode, conn, label, history=hist, events=not args.no_events)
         return await shell.interact()

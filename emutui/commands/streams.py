@@ -65,9 +65,16 @@ async def cmd_events(args: argparse.Namespace) -> int:
     for ev in inst.journal().read(limit=args.lines or None):
         show(ev)
     if args.follow:
-        async with connected(inst) as conn:
-            async for ev in conn.events():
-                show(ev)
+        while True:
+            async with connected(inst) as conn:
+                async for ev in conn.events():
+                    show(ev)
+            # The monitor went away. If the emulator lives on (its QMP broker was
+            # restarted, say), follow it again; what it said meanwhile is lost.
+            if not inst.alive():
+                break
+            print(f"emutui: {inst.name}: connection lost; reconnecting", file=sys.stderr)
+            await asyncio.sleep(0.2)
         print(f"emutui: {inst.name}: connection closed", file=sys.stderr)
     return 0
 

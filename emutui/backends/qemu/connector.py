@@ -76,7 +76,7 @@ class QemuConnector(BaseConnector):
         self.aux = aux
         self.standalone = standalone
         self.via_broker = monitor is None and not standalone and qmpbroker.is_brokered(h)
-        role = monitor or ("qmp" if self.via_broker else ("qmp-aux" if aux else "qmp"))
+        role = monitor or ("qmp" if self.via_broker or standalone or not aux else "qmp-aux")
         ch = h.channels.get(role)
         if ch is None or not (ch.path or (ch.host and ch.port)):
             raise ProtocolError(f"{instance.name}: handles.json has no {role} channel")
