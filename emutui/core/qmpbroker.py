@@ -814,12 +814,12 @@ async def wait_launched(
     """Returns once the broker serves its socket; BackendError with its last words if not."""
     if spec is None:
         return
-    pid = int(handles.options["helpers"][HELPER_KEY][0])
+    pid, start = handles.options["helpers"][HELPER_KEY]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if os.path.exists(spec.listen):
             return
-        if not proc.is_alive(pid, None):
+        if not proc.is_alive(pid, start):
             await asyncio.sleep(0.05)  # a broker that lost the race to another serves soon
             if os.path.exists(spec.listen):
                 return
