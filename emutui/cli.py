@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "emutui.commands.sim",  # sim vrtd|renode
     "emutui.commands.attach",  # attach detach
     "emutui.commands.cpu",  # cpu gdb snap
+    "emutui.commands.remote",  # agent (and NAME@HOST on every command)
 ]
 
 
@@ -46,6 +47,11 @@ def common_parser() -> argparse.ArgumentParser:
         "--config",
         default=argparse.SUPPRESS,
         help="config file (env EMUTUI_CONFIG; default ./emutui.toml, then the XDG config dir)",
+    )
+    p.add_argument(
+        "--host",
+        default=argparse.SUPPRESS,
+        help="run on this lab host ([hosts.NAME] in the config, or any ssh destination)",
     )
     return p
 
@@ -73,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _defaults(args: argparse.Namespace) -> argparse.Namespace:
-    for key in ("state_dir", "config"):
+    for key in ("state_dir", "config", "host"):
         if not hasattr(args, key):
             setattr(args, key, None)
     return args
@@ -81,6 +87,7 @@ def _defaults(args: argparse.Namespace) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
     args = _defaults(parser.parse_args(argv))
     _configure_deadline(args)
     handler: Handler | None = getattr(args, "handler", None)
@@ -93,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
     try:
+        if args.host or any("@" in a for a in argv):
+            from emutui.commands.remote import forward, wants_forward
+
+            if wants_forward(args):
+                return forward(args, argv)
         result = handler(args)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)

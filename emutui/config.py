@@ -23,6 +23,7 @@ class Config:
     targets: dict[str, TargetConfig] = field(default_factory=dict)
     daemons: dict[str, TargetConfig] = field(default_factory=dict)
     ui: dict[str, Any] = field(default_factory=dict)
+    hosts: dict[str, Any] = field(default_factory=dict)  # name -> remote.ssh.HostConfig
 
     def target(self, name: str) -> TargetConfig:
         if name in self.targets:
@@ -70,11 +71,11 @@ def parse_config(path: Path, validate: bool = True) -> Config:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
     cfg = Config(path=path)
-    known = {"targets", "daemons", "ui", "logs"}
+    known = {"targets", "daemons", "ui", "logs", "hosts"}
     for key in raw:
         if key not in known:
             raise ConfigError(
-                f"{path}: {key}: unknown section (expected targets, daemons, logs or ui)"
+                f"{path}: {key}: unknown section (expected targets, daemons, hosts, logs or ui)"
             )
     logs = raw.get("logs", {})
     if not isinstance(logs, dict) or set(logs) - {"max_bytes", "generations"}:
@@ -112,6 +113,13 @@ def parse_config(path: Path, validate: bool = True) -> Config:
                     raise ConfigError(f"{path}: {section}.{name}.backend: {e}") from e
                 spec.validate(t)
             dest[name] = t
+    hosts = raw.get("hosts", {})
+    if not isinstance(hosts, dict):
+        raise ConfigError(f"{path}: hosts: expected a table of [hosts.NAME] tables")
+    if hosts:
+        from emutui.backends.remote.ssh import HostConfig
+
+        cfg.hosts = {n: HostConfig.from_table(n, b, str(path)) for n, b in hosts.items()}
     ui = raw.get("ui", {})
     if not isinstance(ui, dict):
         raise ConfigError(f"{path}: ui: expected a table")

@@ -18,6 +18,10 @@ from emutui.core.registry import Registry
 
 
 def make_connector(inst: Instance, aux: bool = True) -> Connector:
+    remote = getattr(inst, "connector", None)  # NAME@HOST: the host's agent serves it
+    if callable(remote):
+        conn: Connector = remote()
+        return conn
     if inst.handles is None:
         raise InstanceDeadError(f"{inst.name}: instance directory is unreadable: {inst.error}")
     return get_backend(inst.handles.backend).connector(inst, aux)

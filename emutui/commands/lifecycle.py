@@ -39,15 +39,19 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
 
 
 async def cmd_ls(args: argparse.Namespace) -> int:
+    from emutui.commands.remote import remote_rows
     from emutui.control import probe_status
 
     reg = registry(args)
     # A broken config is an error here as it is for start (a listing that quietly
     # drops the configured daemons would look like "they are gone").
     cfg = config(args)
-    insts = reg.instances()
-    insts += _configured_daemons(cfg, {i.name for i in insts}, reg)
-    statuses = await asyncio.gather(*(probe_status(i) for i in insts))
+    insts = [] if args.host else reg.instances()
+    if not args.host:
+        insts += _configured_daemons(cfg, {i.name for i in insts}, reg)
+    statuses, remote = await asyncio.gather(
+        asyncio.gather(*(probe_status(i) for i in insts)), remote_rows(args)
+    )
     rows: list[dict[str, Any]] = []
     for inst, st in zip(insts, statuses, strict=True):
         row = inst.summary()
@@ -59,27 +63,33 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         if st.state.value == "dead":
             row["log_tail"] = dead_tail(inst)
         rows.append(row)
+    rows += remote
     if args.json:
         from emutui.cli import print_json
 
         print_json(rows)
         return 0
     if not rows:
-        print(f"no instances in {reg.root}")
+        hosts = await _host_names(args)
+        print(f"no instances in {reg.root}" + (f" nor on {', '.join(hosts)}" if hosts else ""))
         return 0
+    host_col = bool(remote)
     header = (
         f"{'NAME':<16} {'BACKEND':<8} {'TARGET':<14} {'STATE':<13} {'UPTIME':>8} {'PID':>7}  DIR"
     )
-    print(header)
+    print(f"{'HOST':<10} {header}" if host_col else header)
     for r in rows:
         sim = "*" if r["simulated"] else "+" if r.get("attached") else ""
         # Everything but the numbers may come from a file or a peer: one display filter.
         name, backend, target = (display_line(str(r[k])) for k in ("name", "backend", "target"))
-        print(
-            f"{name + sim:<16} {backend:<8} {target:<14} {r['state']:<13} "
+        line = (
+            f"{name + sim:<16} {backend:<8} {target:<14} {display_line(str(r['state'])):<13} "
             f"{format_uptime(r['uptime']):>8} {r['pid'] or '-':>7}  "
-            f"{display_line(str(r['dir'])) if r['dir'] else '-'}"
+            f"{display_line(str(r['dir'])) if r.get('dir') else '-'}"
         )
+        print(f"{r.get('host') or '-':<10} {line}" if host_col else line)
+        if r["state"] == "unreachable":
+            print(f"    | {display_line(str(r['detail']))}")
         if r["state"] == "dead":
             for line in r.get("log_tail") or []:
                 print(f"    | {display_line(line)}")
@@ -88,6 +98,12 @@ async def cmd_ls(args: argparse.Namespace) -> int:
     if any(r.get("attached") and not r["simulated"] for r in rows):
         print("+ attached: emutui did not start it; stop detaches and leaves it running")
     return 0
+
+
+async def _host_names(args: argparse.Namespace) -> list[str]:
+    from emutui.commands.remote import configured_hosts
+
+    return [args.host] if args.host else sorted(configured_hosts(args))
 
 
 def _configured_daemons(cfg: Any, known: set[str], reg: Any) -> list[Any]:

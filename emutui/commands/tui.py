@@ -61,8 +61,23 @@ def run_console(args: argparse.Namespace) -> int:
         pass
     theme, mouse = _ui_options(args, cfg.ui)
     resolve_theme(theme)  # a typo is a one-line error before the screen switches
-    app = EmutuiApp(reg, cfg, theme=theme)
-    app.run(mouse=mouse)
+    from emutui.commands.remote import tui_hosts
+
+    hosts = tui_hosts(args, cfg)
+    if hosts is None:
+        app = EmutuiApp(reg, cfg, theme=theme)
+    else:  # local instances first, then each host's, named NAME@HOST
+
+        def everything() -> list[Any]:
+            return [*reg.instances(), *hosts()]
+
+        everything.refresh = hosts.refresh  # type: ignore[attr-defined]
+        app = EmutuiApp(reg, cfg, theme=theme, instances=everything)
+    try:
+        app.run(mouse=mouse)
+    finally:
+        if hosts is not None:
+            asyncio.run(hosts.close_masters())
     return 0
 
 

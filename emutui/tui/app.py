@@ -167,6 +167,9 @@ class EmutuiApp(App[None]):
         self.run_worker(self._rescan(), group="rescan", exclusive=True, exit_on_error=False)
 
     async def _rescan(self) -> None:
+        refresh = getattr(self.list_instances, "refresh", None)  # remote hosts: in background
+        if refresh is not None:
+            await refresh()
         found = await asyncio.to_thread(lambda: list(self.list_instances()))
         names = {i.name for i in found}
         changed = False
