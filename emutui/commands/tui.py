@@ -67,12 +67,7 @@ def run_console(args: argparse.Namespace) -> int:
     if hosts is None:
         app = EmutuiApp(reg, cfg, theme=theme)
     else:  # local instances first, then each host's, named NAME@HOST
-
-        def everything() -> list[Any]:
-            return [*reg.instances(), *hosts()]
-
-        everything.refresh = hosts.refresh  # type: ignore[attr-defined]
-        app = EmutuiApp(reg, cfg, theme=theme, instances=everything)
+        app = EmutuiApp(reg, cfg, theme=theme, instances=hosts.with_local(reg))
     try:
         app.run(mouse=mouse)
     finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from emutui import __version__
@@ -164,23 +163,20 @@ class AgentClient:
                 f"{self.name}: {method}: no answer from the host within {timeout:.0f} s"
             ) from None
 
-    async def events(self, name: str) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(self, name: str) -> tuple[int, asyncio.Queue[dict[str, Any] | None]]:
+        """Start ``name``'s events now; they queue until read (None: the stream ended)."""
         q: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(EVENT_QUEUE)
         sub = await self.call("subscribe", {"name": name})
         if not isinstance(sub, int):
             raise ProtocolError(f"{self.name}: subscribe answered {sub!r}")
         self._subs[sub] = q
-        try:
-            while True:
-                item = await q.get()
-                if item is None:
-                    return
-                yield item
-        finally:
-            self._subs.pop(sub, None)
-            if self.connected:
-                with contextlib.suppress(EmutuiError):
-                    await self.call("unsubscribe", {"sub": sub}, timeout=3)
+        return sub, q
+
+    async def unsubscribe(self, sub: int) -> None:
+        self._subs.pop(sub, None)
+        if self.connected:
+            with contextlib.suppress(EmutuiError):
+                await self.call("unsubscribe", {"sub": sub}, timeout=3)
 
     async def close(self) -> None:
         proc = self.proc

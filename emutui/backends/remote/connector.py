@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,19 @@ class RemoteHosts:
             for row in host.rows:
                 out.append(RemoteInstance.from_row(self, host, row))
         return out
+
+    def with_local(self, registry: Any) -> Callable[[], list[Instance]]:
+        """The TUI's instance list: this machine's first, then every host's.
+
+        The function carries ``refresh`` (the app calls it before each rescan),
+        which only starts fetching: the UI never waits on SSH.
+        """
+
+        def everything() -> list[Instance]:
+            return [*registry.instances(), *self()]
+
+        everything.refresh = self.refresh  # type: ignore[attr-defined]
+        return everything
 
     async def refresh(self) -> None:
         """Start a refresh of every host in the background (the UI never waits on SSH)."""
@@ -227,6 +240,8 @@ class RemoteConnector(BaseConnector):
         self.capabilities = frozenset()
         self.backend_name = instance.backend
         self._execute_ok = False
+        self._agent: AgentClient | None = None
+        self._sub: tuple[int, asyncio.Queue[dict[str, Any] | None]] | None = None
 
     async def _call(self, method: str, *args: Any, timeout: float = 10.0) -> Any:
         return await self.host.call(
@@ -243,10 +258,17 @@ class RemoteConnector(BaseConnector):
                 caps.add(Capability(c))
         self.capabilities = frozenset(caps)
         self._execute_ok = bool(info.get("execute"))
+        if Capability.EVENTS in self.capabilities:
+            # Subscribed now, not at the first read: nothing between is missed.
+            self._agent = await self.host.client()
+            self._sub = await self._agent.subscribe(self.remote)
         await self._sync_journal()
 
     async def close(self) -> None:
-        return None  # the agent keeps the host-side connection for the next one
+        # The agent keeps the host-side connection for the next one; only our events go.
+        if self._sub is not None and self._agent is not None:
+            sub, self._sub = self._sub, None
+            await self._agent.unsubscribe(sub[0])
 
     async def status(self) -> InstanceStatus:
         st = await self._call("status")
@@ -305,10 +327,13 @@ class RemoteConnector(BaseConnector):
         return await self.host.call("execute", params)
 
     async def _events(self) -> AsyncIterator[Event]:
-        agent = await self.host.client()
-        async for obj in agent.events(self.remote):
+        if self._sub is None:
+            return
+        q = self._sub[1]
+        while (obj := await q.get()) is not None:
             ev = Event.from_json(obj)
             yield Event(ev.name, ev.data, ev.timestamp, self.name)
+        raise DisconnectedError(f"{self.name}: event stream ended")
 
     def events(self) -> AsyncIterator[Event]:
         return self._events()

@@ -199,6 +199,9 @@ class SSHHost:
             if await self.master_alive():
                 return
             self._forwards.clear()
+            # A master killed outright leaves its socket behind, and ssh will not
+            # become master over it (it would silently connect without one).
+            self.control.unlink(missing_ok=True)
             argv = [
                 *self.base("-o", "ControlMaster=yes", "-o", f"ControlPersist={PERSIST}"),
                 "-f", "-N", "--", self.cfg.ssh,
@@ -213,10 +216,10 @@ class SSHHost:
 
     async def forward(self, remote: str) -> str:
         """A local unix socket forwarded to the host's ``remote`` (a path or HOST:PORT)."""
+        await self.ensure_master()  # a new master has none of the old one's forwards
         local = self._forwards.get(remote)
         if local is not None and os.path.exists(local):
             return local
-        await self.ensure_master()
         try:
             os.mkdir(self.fwd_dir, 0o700)
         except FileExistsError:
