@@ -88,11 +88,12 @@ def forward(args: argparse.Namespace, argv: list[str]) -> int:
     assert host_name is not None
     rest = _strip_local_options(rest)
     host = SSHHost(resolve_host(args, host_name))
-    asyncio.run(host.ensure_master())
     tty = args.command in INTERACTIVE and sys.stdin.isatty() and sys.stdout.isatty()
-    cmd = host.session(rest, tty=tty)
+    cmd = host.session(rest, tty=tty, auto=True)
     if tty or not sys.stdout.isatty():
-        return subprocess.run(cmd).returncode  # the host's emutui filters for its tty
+        # the host's emutui filters for its tty; 255 is ssh's own failure (said on stderr)
+        rc = subprocess.run(cmd).returncode
+        return 1 if rc == 255 else rc
     # Our terminal, the host's pipe: the host passes bytes raw, so filter them here.
     from emutui.core.sanitize import TerminalSanitizer
 
@@ -106,7 +107,8 @@ def forward(args: argparse.Namespace, argv: list[str]) -> int:
             out.flush()
     except KeyboardInterrupt:
         p.terminate()
-    return p.wait()
+    rc = p.wait()
+    return 1 if rc == 255 else rc
 
 
 def _strip_local_options(argv: list[str]) -> list[str]:
@@ -133,9 +135,8 @@ async def host_rows(host: HostConfig) -> list[dict[str, Any]]:
     """One host's ``ls --json`` rows, or one row saying why there are none."""
     ssh = SSHHost(host)
     try:
-        await ssh.ensure_master()
         p = await asyncio.create_subprocess_exec(
-            *ssh.session(["ls", "--json"]),
+            *ssh.session(["ls", "--json"], auto=True),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

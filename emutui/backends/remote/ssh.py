@@ -160,11 +160,20 @@ class SSHHost:
             argv += ["--config", self.cfg.config]
         return argv + args
 
-    def session(self, args: list[str], tty: bool = False) -> list[str]:
-        """A session on the master running ``emutui ARGS`` on the host."""
+    def session(self, args: list[str], tty: bool = False, auto: bool = False) -> list[str]:
+        """A session on the master running ``emutui ARGS`` on the host.
+
+        ``auto``: become the master if there is none (a CLI command: no separate
+        check first, so a warm connection costs one ssh process and one round trip).
+        """
         remote = " ".join(shlex.quote(a) for a in self.remote_argv(args))
+        master = (
+            ["-o", "ControlMaster=auto", "-o", f"ControlPersist={PERSIST}"]
+            if auto
+            else ["-o", "ControlMaster=no"]
+        )
         return [
-            *self.base("-o", "ControlMaster=no", "-tt" if tty else "-T"),
+            *self.base(*master, "-tt" if tty else "-T"),
             "--",
             self.cfg.ssh,
             remote,
