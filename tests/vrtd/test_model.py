@@ -74,7 +74,7 @@ def test_seqno_echoed_whatever_it_is(sim: VrtdModel, me: ClientState) -> None:
         (2, b"\5\0\0\0\0", NOEXIST),
         (2, b"\0\0\0\0\6", BAD_REQUEST),  # bar >= 6: BAD_REQUEST, not INVALID_ARGUMENT
         (3, b"\0\0\0\0", BAD_REQUEST),
-        (3, b"\7\0\0\0\0", NOEXIST),
+        (3, b"\7\0\0\0\0", AUTH_ERROR),  # vrtd always has a config: auth.c:302
         (3, b"\0\0\0\0\6", BAD_REQUEST),
         (3, b"\0\0\0\0\1", NOEXIST),  # unusable BAR has no fd
         (20, b"", BAD_REQUEST),  # unknown opcode
@@ -133,23 +133,70 @@ def test_mock_profile() -> None:
 
 
 def test_later_opcodes(sim: VrtdModel, me: ClientState) -> None:
-    bdf = b"c5:00.2".ljust(32, b"\0")
-    assert ret_of(sim.handle(req(12, bdf), me)) == (OK, b"\1\0\0\0")
-    assert ret_of(sim.handle(req(12, b"nonsense".ljust(32, b"\0")), me))[0] == INVALID_ARGUMENT
-    assert ret_of(sim.handle(req(12, b"0000:99:00".ljust(32, b"\0")), me))[0] == NOEXIST
+    # GET_DEVICE_BY_BDF: strcmp after stripping .F and adding a missing domain
+    assert ret_of(sim.handle(req(12, b"c5:00.2".ljust(32, b"\0")), me)) == (OK, b"\1\0\0\0")
+    assert ret_of(sim.handle(req(12, b"0000:C5:00".ljust(32, b"\0")), me))[0] == NOEXIST
+    assert ret_of(sim.handle(req(12, b"nonsense".ljust(32, b"\0")), me))[0] == NOEXIST
+    assert ret_of(sim.handle(req(12, b"\0" * 32), me))[0] == INVALID_ARGUMENT
+    # CLOCK_OP: GET, SET (the rate achieved), 0 Hz, SET_ROUND_DOWN on SERVICE
     ret, body = ret_of(sim.handle(req(9, struct.pack("<IIBB", 0, 0, 0, 1)), me))
     assert ret == OK and struct.unpack("<I", body)[0] == 200_000_000
-    ret, body = ret_of(sim.handle(req(9, struct.pack("<IIBB", 0, 123, 1, 1)), me))
-    assert struct.unpack("<I", body)[0] == 123
+    ret, body = ret_of(sim.handle(req(9, struct.pack("<IIBB", 0, 300_000_123, 1, 1)), me))
+    assert ret == OK and struct.unpack("<I", body)[0] == 300_000_000
+    ret, body = ret_of(sim.handle(req(9, struct.pack("<IIBB", 0, 300_100_000, 2, 1)), me))
+    assert ret == OK and struct.unpack("<I", body)[0] == 300_000_000
+    assert ret_of(sim.handle(req(9, struct.pack("<IIBB", 0, 0, 1, 1)), me))[0] == INVALID_ARGUMENT
+    assert ret_of(sim.handle(req(9, struct.pack("<IIBB", 0, 10**8, 2, 0)), me))[0] == 4
     assert ret_of(sim.handle(req(9, struct.pack("<IIBB", 0, 0, 7, 0)), me))[0] == INVALID_ARGUMENT
+    # sensors: wire.h/AMI types 1 temp, 2 current, 4 voltage, 8 power
     ret, body = ret_of(sim.handle(req(14, b"\0\0\0\0"), me))
-    assert ret == OK and struct.unpack_from("<I", body)[0] == 3 and len(body) == 4 + 3 * 72
-    assert ret_of(sim.handle(req(19, struct.pack("<IBB", 1, 1, 1)), me)) == (OK, b"\0")
+    n = struct.unpack_from("<I", body)[0]
+    assert ret == OK and len(body) == 4 + n * 72
+    kinds = {
+        body[4 + i * 72 : 4 + i * 72 + 64].rstrip(b"\0").decode() + f"/{body[4 + i * 72 + 64]}"
+        for i in range(n)
+    }
+    assert {"fpga/1", "vccint/4", "vccint/2", "12v_pex/8"} <= kinds
+    # SET_SHELL_STATE from UNKNOWN: once, then BUSY to change; jtag any nonzero, never cleared
+    _, info = ret_of(sim.handle(req(1, b"\1\0\0\0"), me))
+    assert info[168:170] == b"\0\0"  # shell UNKNOWN at start (device.c:219)
+    assert ret_of(sim.handle(req(19, struct.pack("<IBB", 1, 0, 0)), me))[0] == INVALID_ARGUMENT
+    assert ret_of(sim.handle(req(19, struct.pack("<IBB", 1, 1, 5)), me)) == (OK, b"\0")
     _, info = ret_of(sim.handle(req(1, b"\1\0\0\0"), me))
     assert info[168:170] == b"\1\1"
+    assert ret_of(sim.handle(req(19, struct.pack("<IBB", 1, 2, 1)), me))[0] == 8  # BUSY
+    assert ret_of(sim.handle(req(19, struct.pack("<IBB", 1, 1, 0)), me))[0] == 8
     assert ret_of(sim.handle(req(4, b"\0\0\0\0"), me))[0] == NOEXIST  # no QDMA simulated
     assert ret_of(sim.handle(req(10, b"\0" * 31), me))[0] == BAD_REQUEST
     assert ret_of(sim.handle(req(18, b"\0" * 8), me))[0] == NOEXIST
+
+
+def test_short_body_reads_the_previous_request(sim: VrtdModel, me: ClientState) -> None:
+    """Issue 14.14: vrtd reads a short request's missing bytes from its per-connection
+    buffer, so they are what the previous request left there, not zeros."""
+    # GET_BAR_FD reads dev_number for authorization before the length check
+    assert ret_of(sim.handle(req(1, b"\x09\0\0\0"), me))[0] == NOEXIST
+    assert ret_of(sim.handle(req(3, b""), me))[0] == AUTH_ERROR  # dev 9 from the buffer
+    assert ret_of(sim.handle(req(1, b"\0\0\0\0"), me))[0] == OK
+    assert ret_of(sim.handle(req(3, b""), me))[0] == BAD_REQUEST  # dev 0 now: length next
+
+
+def test_hotplug(sim: VrtdModel, me: ClientState) -> None:
+    def hp(dev: int, op: int, fn: int = 0, shell: int = 0) -> int:
+        return ret_of(sim.handle(req(13, struct.pack("<IBBB", dev, op, fn, shell)), me))[0]
+
+    assert hp(0, 42) == INVALID_ARGUMENT
+    assert hp(0, 2, 255) == INVALID_ARGUMENT  # TOGGLE_SBR needs one function
+    assert hp(0, 1, 9) == INVALID_ARGUMENT
+    assert hp(0, 4, 0, 0) == INVALID_ARGUMENT  # RESET_SEQUENCE to UNKNOWN
+    assert hp(9, 1, 2) == AUTH_ERROR
+    assert hp(1, 1, 2) == OK  # REMOVE takes the card away
+    assert ret_of(sim.handle(req(0, b"\0"), me))[1] == b"\1\0\0\0"
+    assert hp(7, 0) == OK  # RESCAN: no auth, no device index; the card is back
+    assert ret_of(sim.handle(req(0, b"\0"), me))[1] == b"\2\0\0\0"
+    out = sim.handle(req(13, struct.pack("<IBBB", 0, 4, 0, 2)), me)
+    assert isinstance(out, Reply) and out.delay > 0 and ret_of(out) == (OK, b"\0")
+    assert hp(0, 4, 0, 2) == 8  # BUSY while the reset runs
 
 
 def _word(mem: mmap.mmap, off: int) -> int:
@@ -225,7 +272,9 @@ role = fullaccess
 role = info
 """,
     )
-    perms = load_permissions(p)
+    with pytest.raises(PermsError, match="unknown role key"):
+        load_permissions(p)  # the dev daemon refuses seed keys (config.c:773)
+    perms = load_permissions(p, generation=0)
     assert not perms.per_device
     root = perms.resolve(0, [0])
     assert root.query and root.device_may("bar-access", "0000:c4:00")

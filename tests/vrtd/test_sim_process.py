@@ -77,7 +77,7 @@ async def test_core_opcodes(client: VrtdClient) -> None:
         (Opcode.GET_DEVICE_INFO, b"\1\0\0\0", Ret.NOEXIST),
         (Opcode.GET_BAR_INFO, b"\0\0\0\0\6", Ret.BAD_REQUEST),
         (Opcode.GET_BAR_FD, b"\0\0\0\0\3", Ret.NOEXIST),
-        (Opcode.GET_DEVICE_BY_BDF, b"x".ljust(32, b"\0"), Ret.INVALID_ARGUMENT),
+        (Opcode.GET_DEVICE_BY_BDF, b"x".ljust(32, b"\0"), Ret.NOEXIST),  # strcmp, no syntax
         (Opcode.QDMA_GET_INFO, b"\0\0\0\0", Ret.NOEXIST),
         (42, b"", Ret.BAD_REQUEST),
     ],
@@ -94,7 +94,7 @@ async def test_later_opcodes_raw(client: VrtdClient) -> None:
     r = await client.request(Opcode.CLOCK_OP, struct.pack("<IIBB", 0, 0, 0, 0))
     assert r.ret == Ret.OK and struct.unpack("<I", r.body)[0] == 250_000_000
     sensors = await client.get_sensors(0)
-    assert sensors[0].name == "fpga_temp"
+    assert (sensors[0].name, sensors[0].type) == ("fpga", 1)
     r = await client.request(Opcode.SET_SHELL_STATE, struct.pack("<IBB", 0, 1, 0))
     assert r.ret == Ret.OK and r.body == b"\0"
     assert (await client.get_device_info(0)).shell_type == 1
@@ -236,7 +236,7 @@ async def test_connector_props_and_regions(sim: SimProcess, tmp_path: Path) -> N
         dev = await conn.list_props("/slash_ctl0")
         assert [n.path for n in dev if n.has_children] == [f"/slash_ctl0/bar{i}" for i in range(6)]
         assert await conn.get_prop("/slash_ctl0", "bdf") == "0000:c4:00"
-        assert await conn.get_prop("/slash_ctl0", "shell") == "compute"
+        assert await conn.get_prop("/slash_ctl0", "shell") == "unknown"  # until SET_SHELL_STATE
         leaves = {n.name: n.value for n in await conn.list_props("/slash_ctl0/bar2")}
         assert leaves["usable"] is True and leaves["in_use"] is False
         assert leaves["length"] == 128 * MIB and leaves["start"] > 0
@@ -427,7 +427,7 @@ async def test_shell_verbs(sim: SimProcess, tmp_path: Path) -> None:
         assert raw["ret"] == "OK" and raw["body"] == "01000000"
         assert (await conn.command("raw 3 0000000000"))["fds"] == 1
         assert (await conn.command("raw 99"))["ret"] == "BAD_REQUEST"
-        assert len(await conn.command("sensors 0")) == 3
+        assert len(await conn.command("sensors 0")) == 7
         assert "devices" in await conn.command("help")
         with pytest.raises(Exception, match="unknown vrtd command"):
             await conn.command("frobnicate")
@@ -447,14 +447,14 @@ ALL_OPCODES = {
     Opcode.QDMA_QPAIR_GET_FD: (b"\0" * 12, Ret.NOEXIST, 0),
     Opcode.DESIGN_WRITE: (b"\0" * 5, Ret.NOEXIST, 0),
     Opcode.CLOCK_OP: (b"\0" * 10, Ret.OK, 4),
-    Opcode.BUFFER_OPEN: (b"\0" * 32, Ret.NOEXIST, 0),
-    Opcode.BUFFER_CLOSE: (b"\0" * 20, Ret.NOEXIST, 0),
+    Opcode.BUFFER_OPEN: (b"\0" * 32, Ret.INVALID_ARGUMENT, 0),  # size 0
+    Opcode.BUFFER_CLOSE: (b"\0" * 20, Ret.INVALID_ARGUMENT, 0),
     Opcode.GET_DEVICE_BY_BDF: (b"c4:00".ljust(32, b"\0"), Ret.OK, 4),
     Opcode.DEVICE_HOTPLUG_OP: (b"\0" * 7, Ret.OK, 1),
-    Opcode.GET_SENSOR_INFO: (b"\0" * 4, Ret.OK, 4 + 3 * 72),
-    Opcode.BUFFER_OPEN_RAW: (b"\0" * 28, Ret.NOEXIST, 0),
-    Opcode.CFGMEM_PROGRAM: (b"\0" * 12, Ret.NOEXIST, 0),
-    Opcode.CFGMEM_PROGRAM_START: (b"\0" * 12, Ret.NOEXIST, 0),
+    Opcode.GET_SENSOR_INFO: (b"\0" * 4, Ret.OK, 4 + 7 * 72),
+    Opcode.BUFFER_OPEN_RAW: (b"\0" * 28, Ret.INVALID_ARGUMENT, 0),
+    Opcode.CFGMEM_PROGRAM: (b"\0" * 12, Ret.BAD_REQUEST, 0),  # no PDI descriptor
+    Opcode.CFGMEM_PROGRAM_START: (b"\0" * 12, Ret.BAD_REQUEST, 0),
     Opcode.CFGMEM_PROGRAM_STATUS: (b"\0" * 8, Ret.NOEXIST, 0),
     Opcode.SET_SHELL_STATE: (b"\0\0\0\0\2\0", Ret.OK, 1),
 }

@@ -22,29 +22,54 @@ from emutui.sim.vrtd.server import VrtdServer
 log = logging.getLogger("emutui.sim.vrtd")
 
 
+def private_socket() -> str:
+    """``vrtd.sock`` in a directory only we can enter: ``$XDG_RUNTIME_DIR/emutui``
+    or ``$TMPDIR/emutui-UID`` (0700, ours, refused otherwise: core.paths)."""
+    from pathlib import Path
+
+    from emutui.core.paths import ensure_private_dir
+
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        d = Path(runtime) / "emutui"
+    else:
+        d = Path(tempfile.gettempdir()) / f"emutui-{os.getuid()}"
+    return str(ensure_private_dir(d) / "vrtd.sock")
+
+
 def default_socket() -> str:
     env = os.environ.get("VRTD_SOCKET")
     if env:
         return env
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return os.path.join(base, f"emutui-vrtd-{os.getuid()}.sock")
+    return private_socket()
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from emutui.sim.vrtd.udmabuf import udmabuf_available
+
+    bars = (
+        "BAR descriptors are dma-bufs (udmabuf over a memfd), as on a real card"
+        if udmabuf_available()
+        else "BAR descriptors are memfds: this machine has no /dev/udmabuf, so libslash's "
+        "slash_bar_file_start/end_* (DMA_BUF_IOCTL_SYNC) fail with ENOTTY on them, "
+        "where a real card's dma-buf accepts them"
+    )
     p = argparse.ArgumentParser(
         prog="emutui sim vrtd",
         description="A vrtd daemon serving simulated V80 cards (slash_ctl0...) over the real "
-        "wire protocol. Point real vrtd clients at it with VRTD_SOCKET=PATH.",
+        f"wire protocol. Point real vrtd clients at it with VRTD_SOCKET=PATH. {bars}.",
     )
     p.add_argument(
         "--socket",
-        help="listening socket path (default: $VRTD_SOCKET, else a private path in "
-        "$XDG_RUNTIME_DIR or /tmp)",
+        help="listening socket path (default: $VRTD_SOCKET, else vrtd.sock in a private "
+        "0700 directory: $XDG_RUNTIME_DIR/emutui or $TMPDIR/emutui-UID). The socket is "
+        "0600 (only you) unless --config is given: then 0666 like vrtd's, and the "
+        "permission file decides who may do what",
     )
     p.add_argument(
         "--config",
         help="vrtd permission file, INI as /etc/vrt/vrtd.conf (default: $VRTD_CONFIG; "
-        "without one everybody gets full access)",
+        "without one the socket is yours alone and you get full access)",
     )
     p.add_argument("--cards", type=int, default=1, help="number of simulated cards (default 1)")
     p.add_argument(
@@ -56,7 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         "1 (168 bytes, opcodes 0-15), 2 current dev (170 bytes, 0-19; default)",
     )
     p.add_argument("--bar-size", type=int, default=128, metavar="MIB", help="BAR0/2/4 size")
-    p.add_argument("--mock", action="store_true", help="libslash mock profile: BAR0 only, 64 MiB")
+    p.add_argument(
+        "--mock",
+        action="store_true",
+        help="answer as the real daemon does for libslash '@mock' cards (its test patch, "
+        "VRTD_TEST_MOCK_DEVICES): every card named @mock, BAR0 only (64 MiB of zeros, a "
+        "sparse file in $XDG_RUNTIME_DIR or /tmp), no PCI info, no clocks, sensors or hotplug",
+    )
     p.add_argument(
         "--hang-on-malformed",
         action="store_true",
@@ -68,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_perms(path: str | None) -> Permissions:
-    return load_permissions(path) if path else Permissions.everyone()
+def _load_perms(path: str | None, generation: int = 2) -> Permissions:
+    return load_permissions(path, generation) if path else Permissions.everyone()
 
 
 def main(argv: list[str]) -> int:
@@ -91,7 +122,7 @@ def main(argv: list[str]) -> int:
         return 2
     config = args.config or os.environ.get("VRTD_CONFIG") or None
     try:
-        perms = _load_perms(config)
+        perms = _load_perms(config, args.generation)
     except PermsError as e:
         print(f"emutui sim vrtd: {e}", file=sys.stderr)
         return 1
@@ -107,7 +138,7 @@ def main(argv: list[str]) -> int:
         hang_on_malformed=args.hang_on_malformed,
     )
     model = VrtdModel(opts, perms)
-    server = VrtdServer(model, path)
+    server = VrtdServer(model, path, mode=0o666 if config else 0o600)
     try:
         server.bind()
     except OSError as e:
@@ -120,7 +151,7 @@ def main(argv: list[str]) -> int:
         flush=True,
     )
     try:
-        asyncio.run(_run(server, config))
+        asyncio.run(_run(server, config, args.generation))
     except KeyboardInterrupt:
         pass
     finally:
@@ -129,7 +160,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-async def _run(server: VrtdServer, config: str | None) -> None:
+async def _run(server: VrtdServer, config: str | None, generation: int) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -138,7 +169,7 @@ async def _run(server: VrtdServer, config: str | None) -> None:
     def reload() -> None:
         # Hardened behaviour: a failed reload keeps the live config.
         try:
-            server.model.reload(_load_perms(config))
+            server.model.reload(_load_perms(config, generation))
             log.warning("SIGHUP: permissions reloaded from %s", config or "<built-in>")
         except PermsError as e:
             log.error("SIGHUP: reload failed, keeping the live config: %s", e)

@@ -40,17 +40,20 @@ bits live in bits 0-2, so that value always differs).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import mmap
 import os
 import struct
+import tempfile
 import time
 from dataclasses import dataclass, field
 
 from emutui.backends.vrtd import wire
 from emutui.backends.vrtd.wire import Opcode, Ret
-from emutui.sim.vrtd.perms import Effective, Permissions, normalise_selector
+from emutui.sim.vrtd.perms import Effective, Permissions
+from emutui.sim.vrtd.udmabuf import dmabuf_over
 
 log = logging.getLogger("emutui.sim.vrtd")
 
@@ -90,8 +93,10 @@ class SimBar:
     start: int = 0
     length: int = 0
     prefetchable: bool = False
-    fd: int | None = None  # memfd, shared with every client
+    fd: int | None = None  # memfd (or udmabuf, or a mock file), shared with every client
     mem: mmap.mmap | None = None  # the simulator's own view of it
+    path: str | None = None  # a mock BAR's backing file, removed at close
+    own_fd: int | None = None  # the memfd under a udmabuf ``fd``
 
     def info(self) -> wire.BarInfo:
         return wire.BarInfo(self.number, self.usable, False, self.start, self.length)
@@ -100,9 +105,14 @@ class SimBar:
         if self.mem is not None:
             self.mem.close()
             self.mem = None
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        for fd in (self.fd, self.own_fd):
+            if fd is not None:
+                os.close(fd)
+        self.fd = self.own_fd = None
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            self.path = None
 
 
 @dataclass
@@ -111,17 +121,25 @@ class SimCard:
     name: str
     bdf: str
     bars: list[SimBar]
-    shell_type: int = 2  # compute
+    shell_type: int = 0  # UNKNOWN: what vrtd assumes at startup (device.c)
     jtag: bool = False
+    mock: bool = False  # a libslash "@mock" card: no PCI info, clocks, AMI or QDMA
     clocks_hz: list[int] = field(default_factory=lambda: [250_000_000, 200_000_000])
     status: int = 0  # last STATUS value published
     scratch_seen: tuple[int, ...] = (0, 0, 0, 0)
     last_tick_s: int = 0
 
+    @property
+    def pci_bdf(self) -> str:
+        return "" if self.mock else self.bdf
+
     def device_info(self) -> wire.DeviceInfo:
-        pci = wire.PciInfo(
-            self.bdf, PCI_VENDOR_XILINX, PCI_DEVICE_PF2, PCI_VENDOR_XILINX, PCI_SUBSYS_DEVICE
-        )
+        if self.mock:  # the PCI-info ioctl fails on a mock card: all zeros
+            pci = wire.PciInfo("", 0, 0, 0, 0)
+        else:
+            pci = wire.PciInfo(
+                self.bdf, PCI_VENDOR_XILINX, PCI_DEVICE_PF2, PCI_VENDOR_XILINX, PCI_SUBSYS_DEVICE
+            )
         return wire.DeviceInfo(self.name, pci, self.shell_type, self.jtag)
 
 
@@ -136,12 +154,17 @@ class ClientState:
     conn_id: int = 0
     role: Effective | None = None  # resolved on the first request
     role_epoch: int = -1  # config generation the cached role came from
+    # vrtd receives every request into the same 4096-byte buffer (``client->inb``,
+    # calloc'd at accept) and its handlers read fixed offsets from it: bytes a
+    # short request does not carry are whatever the previous request left there.
+    inb: bytearray = field(default_factory=lambda: bytearray(wire.MSG_MAX_SIZE))
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
     data: bytes
     fd: int | None = None  # borrowed: the network layer sends it and must not close it
+    delay: float = 0.0  # an asynchronous operation: the reply is held back this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +184,28 @@ class SimOptions:
     hang_on_malformed: bool = False  # seed/v1/dev behaviour instead of the hardened disconnect
 
 
+MOCK_BAR_SIZE = 64 * MIB  # SLASH_MOCK_BAR_SIZE
+
+
+def _memfd_bar(name: str, bar: int, size: int) -> int:
+    fd = os.memfd_create(f"vrtd-sim-{name}-bar{bar}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    os.ftruncate(fd, size)  # sparse: pages exist only once touched
+    # Sealed like a dma-buf cannot be resized: a client that ftruncate()s the
+    # fd it was given must not SIGBUS every other client's mapping.
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+    return fd
+
+
+def _mock_bar_file(size: int) -> tuple[int, str]:
+    """libslash's mock BAR (ctldev_mock.c): a sparse 0600 file
+    ``$XDG_RUNTIME_DIR|/tmp/slash.mock.<random>``, kept until the card closes."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    fd, path = tempfile.mkstemp(prefix="slash.mock.", dir=base)
+    os.set_inheritable(fd, False)
+    os.ftruncate(fd, size)
+    return fd, path
+
+
 def _card_names(n: int) -> list[str]:
     # vrtd globs /dev/slash_ctl*: lexicographic, so slash_ctl10 sorts before slash_ctl2.
     return sorted(f"slash_ctl{i}" for i in range(n))
@@ -172,37 +217,48 @@ class VrtdModel:
         self.perms = perms or Permissions.everyone()
         self.t0 = time.monotonic_ns()
         self.cards: list[SimCard] = []
-        for name in _card_names(self.options.cards):
-            num = int(name.removeprefix("slash_ctl"))
-            self.cards.append(self._make_card(num, name))
+        if self.options.mock:
+            # the real daemon's test patch opens N libslash "@mock" cards, all so named
+            for i in range(self.options.cards):
+                self.cards.append(self._make_card(i, "@mock"))
+        else:
+            for name in _card_names(self.options.cards):
+                num = int(name.removeprefix("slash_ctl"))
+                self.cards.append(self._make_card(num, name))
+        self._all_cards = list(self.cards)  # what a rescan rediscovers
         self._next_conn = 1
         self.epoch = 0  # bumped by reload(), so cached roles are resolved again
+        self.busy_until = 0.0  # an async device op (cfgmem, reset) runs until then
+        self.job: CfgmemJob | None = None
+        self._next_job = 1
 
     # ------------------------------------------------------------------ construction
 
     def _make_card(self, num: int, name: str) -> SimCard:
+        mock = self.options.mock
         bars = []
         for b in range(wire.NUM_BAR_SLOTS):
-            if self.options.mock:
-                usable, size, pref = b == 0, 64 * MIB, False
+            if mock:
+                usable, size, pref = b == 0, MOCK_BAR_SIZE, False
             else:
                 usable, size, pref = b in (0, 2, 4), self.options.bar_size, b == 4
             if not usable:
                 bars.append(SimBar(b, False))
                 continue
             # Invented, 4 GiB-aligned host addresses (none appear in the real source).
-            start = 0 if self.options.mock else (0x38 + num) << 36 | b << 32
-            fd = os.memfd_create(f"vrtd-sim-{name}-bar{b}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-            os.ftruncate(fd, size)  # sparse: pages exist only once touched
-            # Sealed like a dma-buf cannot be resized: a client that ftruncate()s the
-            # fd it was given must not SIGBUS every other client's mapping.
-            fcntl.fcntl(
-                fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
-            )
+            start = 0 if mock else (0x38 + num) << 36 | b << 32
+            fd, path = _mock_bar_file(size) if mock else (_memfd_bar(name, b, size), None)
             mem = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-            bars.append(SimBar(b, True, start, size, pref, fd, mem))
-        card = SimCard(num, name, f"0000:{(0xC4 + num) & 0xFF:02x}:00", bars)
-        self._init_registers(card)
+            bar = SimBar(b, True, start, size, pref, fd, mem, path)
+            if not mock:
+                # a dma-buf over the memfd where /dev/udmabuf exists: SYNC then works
+                dmabuf = dmabuf_over(fd, size)
+                if dmabuf is not None:
+                    bar.own_fd, bar.fd = fd, dmabuf
+            bars.append(bar)
+        card = SimCard(num, name, f"0000:{(0xC4 + num) & 0xFF:02x}:00", bars, mock=mock)
+        if not mock:  # a libslash mock BAR is plain zeroed memory
+            self._init_registers(card)
         return card
 
     def _ro_words(self, card: SimCard) -> dict[int, int]:
@@ -246,7 +302,7 @@ class VrtdModel:
         secs = int(us // 1_000_000)
         for card in self.cards:
             mem = card.bars[0].mem
-            if mem is None:
+            if mem is None or card.mock:
                 continue
             new_bits = 0
             for off, val in self._ro_words(card).items():
@@ -311,6 +367,9 @@ class VrtdModel:
         if fds_in > 1:
             return Malformed(f"{fds_in} descriptors attached; at most 1 is accepted")
         n = len(frame)
+        # recvmsg() lands in the connection's buffer before any check (serve.c
+        # client_handle_in), so even a rejected frame overwrites its first n bytes.
+        client.inb[:n] = frame[: wire.MSG_MAX_SIZE]
         if n < wire.HEADER_SIZE:
             return Malformed(f"{n}-byte datagram is shorter than the 8-byte header")
         size, opcode, seqno = struct.unpack_from("<HHI", frame)
@@ -318,43 +377,23 @@ class VrtdModel:
             return Malformed(f"header size {size} does not match the {n - 8}-byte body")
         if size > wire.MAX_BODY_SIZE:  # unreachable with a 4096-byte buffer; kept as in serve.c
             return Malformed(f"body size {size} exceeds {wire.MAX_BODY_SIZE}")
-        body = frame[wire.HEADER_SIZE :]
-        ret, out, fd = self._dispatch(opcode, body, client)
+        ret, out, fd, delay = self._dispatch(opcode, size, fds_in == 1, client)
         if ret != Ret.OK:
             out, fd = b"", None  # error replies carry no body and no descriptor
-        return Reply(wire.encode_response(ret, seqno, out), fd)
+        return Reply(wire.encode_response(ret, seqno, out), fd, delay)
 
-    def _dispatch(
-        self, opcode: int, body: bytes, client: ClientState
-    ) -> tuple[int, bytes, int | None]:
+    # Each handler mirrors its client_handle_request_* in vrtd's serve.c (dev,
+    # 6a4cc11e), check for check: the line numbers below are that file's.
+
+    def _dispatch(self, opcode: int, size: int, has_fd: bool, client: ClientState) -> _Result:
         if opcode > wire.GENERATION_MAX_OPCODE.get(self.options.generation, 19):
-            return Ret.BAD_REQUEST, b"", None
-        role = self._role(client)
+            return _err(Ret.BAD_REQUEST)  # the switch's default: no auth at all
         op = Opcode(opcode)
-        if op is Opcode.GET_BAR_FD:
-            return self._get_bar_fd(body, role)
-        if not role.query:
-            return Ret.AUTH_ERROR, b"", None
-        need = self._request_size(op)
-        if op in (Opcode.GET_NUM_DEVICES, Opcode.GET_DEVICE_INFO, Opcode.GET_BAR_INFO):
-            if len(body) < need:
-                return Ret.BAD_REQUEST, b"", None
-            if op is Opcode.GET_NUM_DEVICES:
-                return Ret.OK, struct.pack("<I", len(self.cards)), None
-            dev = _u32(body, 0)
-            if dev >= len(self.cards):
-                return Ret.NOEXIST, b"", None
-            card = self.cards[dev]
-            if op is Opcode.GET_DEVICE_INFO:
-                gen = self.options.generation
-                return Ret.OK, wire.enc_device_info(card.device_info(), gen), None
-            bar = body[4]
-            if bar >= wire.NUM_BAR_SLOTS:
-                return Ret.BAD_REQUEST, b"", None
-            return Ret.OK, card.bars[bar].info().pack(), None
-        return self._later(op, body, role, need)
+        req = _Req(bytes(client.inb[wire.HEADER_SIZE :]), size, has_fd, op)
+        role = self._role(client)
+        return _HANDLERS[op](self, req, role, client)
 
-    def _request_size(self, op: Opcode) -> int:
+    def _need(self, op: Opcode) -> int:
         if self.options.generation == 1:
             v1 = {
                 Opcode.DESIGN_WRITE: 4,
@@ -367,98 +406,403 @@ class VrtdModel:
                 return v1[op]
         return wire.REQUEST_SIZES[op]
 
-    def _bdf_of(self, dev: int) -> str | None:
-        return self.cards[dev].bdf if dev < len(self.cards) else None
+    def _dev(self, dev: int) -> SimCard | None:
+        return self.cards[dev] if dev < len(self.cards) else None
 
-    def _get_bar_fd(self, body: bytes, role: Effective) -> tuple[int, bytes, int | None]:
-        # The auth code reads dev_number before the length check (missing bytes read as 0).
-        dev = _u32(body.ljust(4, b"\0"), 0)
-        if not role.query or not role.device_may("bar-access", self._bdf_of(dev)):
-            return Ret.AUTH_ERROR, b"", None
-        if len(body) < 5:
-            return Ret.BAD_REQUEST, b"", None
-        if dev >= len(self.cards):
-            return Ret.NOEXIST, b"", None
-        bar = body[4]
+    def _may(self, role: Effective, key: str, dev: int) -> bool:
+        """auth_check_device_permission: query, then the device's policy; an index
+        that names no device is denied (AUTH_ERROR, not NOEXIST: auth.c:302)."""
+        card = self._dev(dev)
+        if card is None:
+            return False
+        return role.device_may(key, card.pci_bdf)
+
+    def _query_then_size(self, op: Opcode, req: _Req, role: Effective) -> int | None:
+        """The common head: query permission, then the body length."""
+        if not role.query:
+            return Ret.AUTH_ERROR
+        if req.size < self._need(op):
+            return Ret.BAD_REQUEST
+        return None
+
+    def _device_then_size(self, op: Opcode, req: _Req, role: Effective, key: str) -> int | None:
+        """Device-permission auth (reading dev_number from the buffer), then the length."""
+        if not self._may(role, key, req.u32(0)):
+            return Ret.AUTH_ERROR
+        if req.size < self._need(op):
+            return Ret.BAD_REQUEST
+        return None
+
+    def h_get_num_devices(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        if (e := self._query_then_size(Opcode.GET_NUM_DEVICES, req, role)) is not None:
+            return _err(e)
+        return _ok(struct.pack("<I", len(self.cards)))
+
+    def h_get_device_info(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        if (e := self._query_then_size(Opcode.GET_DEVICE_INFO, req, role)) is not None:
+            return _err(e)
+        card = self._dev(req.u32(0))
+        if card is None:
+            return _err(Ret.NOEXIST)
+        return _ok(wire.enc_device_info(card.device_info(), self.options.generation))
+
+    def h_get_bar_info(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        if (e := self._query_then_size(Opcode.GET_BAR_INFO, req, role)) is not None:
+            return _err(e)
+        card = self._dev(req.u32(0))
+        if card is None:
+            return _err(Ret.NOEXIST)
+        bar = req.u8(4)
         if bar >= wire.NUM_BAR_SLOTS:
-            return Ret.BAD_REQUEST, b"", None
-        b = self.cards[dev].bars[bar]
+            return _err(Ret.BAD_REQUEST)
+        return _ok(card.bars[bar].info().pack())
+
+    def h_get_bar_fd(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        if (e := self._device_then_size(Opcode.GET_BAR_FD, req, role, "bar-access")) is not None:
+            return _err(e)
+        card = self._dev(req.u32(0))
+        if card is None:
+            return _err(Ret.NOEXIST)
+        bar = req.u8(4)
+        if bar >= wire.NUM_BAR_SLOTS:
+            return _err(Ret.BAD_REQUEST)
+        b = card.bars[bar]
         if b.fd is None:
-            return Ret.NOEXIST, b"", None
-        return Ret.OK, struct.pack("<Q", b.length), b.fd
+            return _err(Ret.NOEXIST)
+        return Ret.OK, struct.pack("<Q", b.length), b.fd, 0.0
 
-    def _later(
-        self, op: Opcode, body: bytes, role: Effective, need: int
-    ) -> tuple[int, bytes, int | None]:
-        """Opcodes 4-19. The simulated card has no QDMA engine, DDR buffers or config
-        memory: those answer NOEXIST after the same auth and length checks."""
-        if op is Opcode.GET_DEVICE_BY_BDF:
-            if len(body) < need:
-                return Ret.BAD_REQUEST, b"", None
-            text = body[:32].split(b"\0", 1)[0].decode("ascii", "replace")
-            try:
-                bdf = normalise_selector(text)
-            except Exception:
-                return Ret.INVALID_ARGUMENT, b"", None
-            for i, card in enumerate(self.cards):
-                if card.bdf == bdf:
-                    return Ret.OK, struct.pack("<I", i), None
-            return Ret.NOEXIST, b"", None
-        if op is Opcode.CFGMEM_PROGRAM_STATUS:
-            if len(body) < need:
-                return Ret.BAD_REQUEST, b"", None
-            return Ret.NOEXIST, b"", None
-        key = {
-            Opcode.QDMA_GET_INFO: "qdma",
-            Opcode.QDMA_QPAIR_ADD: "qdma",
-            Opcode.QDMA_QPAIR_OP: "qdma",
-            Opcode.QDMA_QPAIR_GET_FD: "qdma",
-            Opcode.DESIGN_WRITE: "design-write",
-            Opcode.CLOCK_OP: "clock",
-            Opcode.BUFFER_OPEN: "buffer",
-            Opcode.BUFFER_CLOSE: "buffer",
-            Opcode.DEVICE_HOTPLUG_OP: "pcie-hotplug",
-            Opcode.GET_SENSOR_INFO: None,
-            Opcode.BUFFER_OPEN_RAW: "raw-mem-access",
-            Opcode.CFGMEM_PROGRAM: "cfgmem-program",
-            Opcode.CFGMEM_PROGRAM_START: "cfgmem-program",
-            Opcode.SET_SHELL_STATE: "pcie-hotplug",
-        }[op]
-        dev = _u32(body.ljust(4, b"\0"), 0)
-        if key is not None and not role.device_may(key, self._bdf_of(dev)):
-            return Ret.AUTH_ERROR, b"", None
-        if len(body) < need:
-            return Ret.BAD_REQUEST, b"", None
-        if dev >= len(self.cards):
-            return Ret.NOEXIST, b"", None
-        card = self.cards[dev]
-        if op is Opcode.CLOCK_OP:
-            rate, cop, region = struct.unpack_from("<IBB", body, 4)
-            if cop > 2 or region > 1:
-                return Ret.INVALID_ARGUMENT, b"", None
-            if cop != 0:
-                card.clocks_hz[region] = rate
-            return Ret.OK, struct.pack("<I", card.clocks_hz[region]), None
-        if op is Opcode.GET_SENSOR_INFO:
-            temp = 45_000 + (time.monotonic_ns() // 1_000_000_000) % 7 * 250
-            sensors = [
-                wire.Sensor("fpga_temp", 1, 1, -3, int(temp)),
-                wire.Sensor("vccint", 2, 1, -3, 800),
-                wire.Sensor("board_power", 4, 1, -3, 42_000),
-            ]
-            return Ret.OK, wire.enc_sensors(sensors), None
-        if op is Opcode.SET_SHELL_STATE:
-            shell, jtag = body[4], body[5]
-            if shell > 2 or jtag > 1:
-                return Ret.INVALID_ARGUMENT, b"", None
-            card.shell_type, card.jtag = shell, bool(jtag)
-            return Ret.OK, b"\0", None
-        if op is Opcode.DEVICE_HOTPLUG_OP:
-            return Ret.OK, b"\0", None
-        log.info("%s on %s: not simulated, answering NOEXIST", op.name, card.name)
-        return Ret.NOEXIST, b"", None
+    def h_qdma(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        """QDMA_QPAIR_ADD/OP/GET_FD (device ``qdma``); QDMA_GET_INFO needs only query
+        (auth.c:524). No simulated card has a QDMA engine: NOEXIST (serve.c d->qdma)."""
+        op = req.opcode
+        if op is Opcode.QDMA_GET_INFO:
+            e = self._query_then_size(op, req, role)
+        else:
+            e = self._device_then_size(op, req, role, "qdma")
+        if e is not None:
+            return _err(e)
+        if self._dev(req.u32(0)) is None:
+            return _err(Ret.NOEXIST)
+        return _err(Ret.NOEXIST)  # d->qdma == NULL
+
+    def h_design_write(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        e = self._device_then_size(Opcode.DESIGN_WRITE, req, role, "design-write")
+        if e is not None:
+            return _err(e)
+        if self._dev(req.u32(0)) is None:
+            return _err(Ret.NOEXIST)
+        return _err(Ret.NOEXIST)  # no design writer without QDMA
+
+    def h_buffer(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        """BUFFER_OPEN (buffer), BUFFER_OPEN_RAW (raw-mem-access), BUFFER_CLOSE (buffer):
+        argument checks as serve.c:2820/2825/2972/3091, then NOEXIST (no QDMA)."""
+        op = req.opcode
+        key = "raw-mem-access" if op is Opcode.BUFFER_OPEN_RAW else "buffer"
+        if (e := self._device_then_size(op, req, role, key)) is not None:
+            return _err(e)
+        if self._dev(req.u32(0)) is None:
+            return _err(Ret.NOEXIST)
+        gen1 = self.options.generation == 1
+        if op is Opcode.BUFFER_OPEN:
+            # dev, alloc_type, alloc_dir, mm_channel, alloc_arg, size (v1: no mm_channel)
+            size = req.u64(20 if gen1 else 24)
+            channel = None if gen1 else req.u32(12)
+        elif op is Opcode.BUFFER_OPEN_RAW:
+            # dev, alloc_dir, mm_channel, phys_addr, size (v1: no mm_channel)
+            size = req.u64(16 if gen1 else 20)
+            channel = None if gen1 else req.u32(8)
+        else:  # BUFFER_CLOSE: dev, phys_addr, size
+            size, channel = req.u64(12), None
+        if size == 0:
+            return _err(Ret.INVALID_ARGUMENT)
+        if channel is not None and channel > MM_CHANNEL_MAX:
+            return _err(Ret.INVALID_ARGUMENT)
+        return _err(Ret.NOEXIST)  # d->qdma == NULL (CLOSE: no such buffer)
+
+    def h_clock_op(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        if (e := self._device_then_size(Opcode.CLOCK_OP, req, role, "clock")) is not None:
+            return _err(e)
+        card = self._dev(req.u32(0))
+        if card is None or card.mock:  # a mock card has no clock driver
+            return _err(Ret.NOEXIST)
+        rate, cop, region = req.u32(4), req.u8(8), req.u8(9)
+        if region > CLOCK_REGION_USER:
+            return _err(Ret.INVALID_ARGUMENT)
+        if cop == CLOCK_OP_GET:
+            return _ok(struct.pack("<I", card.clocks_hz[region]))
+        allowed = (CLOCK_OP_SET,) if region == CLOCK_REGION_SERVICE else (1, 2)
+        if cop not in allowed:
+            return _err(Ret.INVALID_ARGUMENT)  # SET_ROUND_DOWN only for USER (serve.c:3248)
+        if rate == 0:
+            return _err(Ret.INVALID_ARGUMENT)  # serve.c:3225/3266
+        achieved = clock_achievable(rate, round_down=cop == CLOCK_OP_SET_ROUND_DOWN)
+        card.clocks_hz[region] = achieved
+        return _ok(struct.pack("<I", achieved))
+
+    def h_get_device_by_bdf(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        if (e := self._query_then_size(Opcode.GET_DEVICE_BY_BDF, req, role)) is not None:
+            return _err(e)
+        raw = req.body[:31].split(b"\0", 1)[0]
+        if not raw:
+            return _err(Ret.INVALID_ARGUMENT)
+        dot = raw.rfind(b".")
+        if dot >= 0:
+            raw = raw[:dot]
+        if raw.count(b":") == 1 and len(raw) + 5 < 32:
+            raw = b"0000:" + raw
+        for i, card in enumerate(self.cards):
+            pci = card.device_info().pci
+            if pci is not None and pci.bdf.encode() == raw:  # strcmp: case and syntax as sent
+                return _ok(struct.pack("<I", i))
+        return _err(Ret.NOEXIST)
+
+    def h_hotplug(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        if req.size < self._need(Opcode.DEVICE_HOTPLUG_OP):  # before auth (serve.c:2274)
+            return _err(Ret.BAD_REQUEST)
+        op, function = req.u8(4), req.u8(5)
+        shell = req.u8(6) if self.options.generation >= 2 else 0
+        hotplug = not self.options.mock  # /dev/slash_hotplug: only where a V80 is
+        if op == HOTPLUG_RESCAN:  # handled before any authorization (serve.c:2278)
+            if not hotplug:
+                return _err(Ret.INVALID_ARGUMENT)  # g_hotplug NULL: EINVAL
+            self._rescan()
+            return _ok(b"\0")
+        if not self._may(role, "pcie-hotplug", req.u32(0)):
+            return _err(Ret.AUTH_ERROR)
+        card = self._dev(req.u32(0))
+        if card is None:
+            return _err(Ret.NOEXIST)
+        if op in (HOTPLUG_REMOVE, HOTPLUG_TOGGLE_SBR, HOTPLUG_HOTPLUG):
+            if function == HOTPLUG_FUNCTION_ALL:
+                if op == HOTPLUG_TOGGLE_SBR:
+                    return _err(Ret.INVALID_ARGUMENT)  # serve.c:2333
+                if card.mock:
+                    return _err(Ret.INTERNAL_ERROR)  # no BDF to build PF BDFs from
+                self.cards.remove(card)
+                if op == HOTPLUG_HOTPLUG:
+                    self._rescan()
+                return _ok(b"\0")
+            if function > 7:
+                return _err(Ret.INVALID_ARGUMENT)  # serve.c:2387
+            if card.mock:
+                return _err(Ret.INTERNAL_ERROR)  # pci_bdf_set_function("") fails
+            if op == HOTPLUG_REMOVE:
+                self.cards.remove(card)
+            return _ok(b"\0")
+        if op == HOTPLUG_RESET_SEQUENCE:
+            if shell not in (SHELL_SERVICE, SHELL_COMPUTE):
+                return _err(Ret.INVALID_ARGUMENT)  # serve.c:2427
+            if self.busy_until > time.monotonic():
+                return _err(Ret.BUSY)
+            self.busy_until = time.monotonic() + RESET_SECONDS
+            if card.mock:  # the worker's reset_with_ami finds no AMI
+                return Ret.INTERNAL_ERROR, b"", None, RESET_SECONDS
+            # reset_with_ami: the card comes back in the requested shell; the reply
+            # is held back while the reset runs, as vrtd defers it.
+            card.shell_type = shell
+            return Ret.OK, b"\0", None, RESET_SECONDS
+        return _err(Ret.INVALID_ARGUMENT)  # serve.c:2435
+
+    def _rescan(self) -> None:
+        """devices_discover_and_open: removed cards come back, in glob order."""
+        self.cards = list(self._all_cards)
+
+    def h_sensors(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        if (e := self._query_then_size(Opcode.GET_SENSOR_INFO, req, role)) is not None:
+            return _err(e)
+        card = self._dev(req.u32(0))
+        if card is None:
+            return _err(Ret.NOEXIST)
+        if card.mock:
+            return _err(Ret.INTERNAL_ERROR)  # no PF0 BDF, no AMI
+        return _ok(wire.enc_sensors(self.sensors(card)))
+
+    def sensors(self, card: SimCard) -> list[wire.Sensor]:
+        """What AMI would report, per sensor and type in vrtd's order (temp,
+        current, voltage, power); values in milli-units, unit_mod -3."""
+        secs = (time.monotonic_ns() - self.t0) // 1_000_000_000
+        temp = 46_250 + secs % 8 * 125 + card.index * 500
+        ok = 1  # AMI_SENSOR_STATUS_OK
+        return [
+            wire.Sensor("fpga", SENSOR_TEMP, ok, -3, temp),
+            wire.Sensor("vccint", SENSOR_CURRENT, ok, -3, 5_200),
+            wire.Sensor("vccint", SENSOR_VOLTAGE, ok, -3, 800),
+            wire.Sensor("vccint", SENSOR_POWER, ok, -3, 4_160),
+            wire.Sensor("12v_pex", SENSOR_CURRENT, ok, -3, 2_100),
+            wire.Sensor("12v_pex", SENSOR_VOLTAGE, ok, -3, 12_050),
+            wire.Sensor("12v_pex", SENSOR_POWER, ok, -3, 25_305),
+        ]
+
+    def h_set_shell_state(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        if req.size < self._need(Opcode.SET_SHELL_STATE):  # before auth (serve.c:1878)
+            return _err(Ret.BAD_REQUEST)
+        if not self._may(role, "pcie-hotplug", req.u32(0)):
+            return _err(Ret.AUTH_ERROR)
+        card = self._dev(req.u32(0))
+        if card is None:
+            return _err(Ret.NOEXIST)
+        shell, jtag = req.u8(4), req.u8(5)
+        if shell not in (SHELL_SERVICE, SHELL_COMPUTE):
+            return _err(Ret.INVALID_ARGUMENT)  # serve.c:1907
+        if card.shell_type != SHELL_UNKNOWN and card.shell_type != shell:
+            return _err(Ret.BUSY)  # serve.c:1914
+        if jtag == 0 and card.jtag:
+            return _err(Ret.BUSY)  # serve.c:1921
+        card.shell_type, card.jtag = shell, jtag != 0  # any nonzero value sets it
+        return _ok(b"\0")
+
+    def h_cfgmem_program(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        """CFGMEM_PROGRAM (reply held until the job ends) and CFGMEM_PROGRAM_START
+        (job id at once): length before auth (serve.c:2068/2110), then serve.c:1960-2000."""
+        op = req.opcode
+        if req.size < self._need(op):
+            return _err(Ret.BAD_REQUEST)
+        dev = req.u32(0)
+        if not self._may(role, "cfgmem-program", dev):
+            return _err(Ret.AUTH_ERROR)
+        card = self._dev(dev)
+        if card is None:
+            return _err(Ret.NOEXIST)
+        if not req.has_fd:
+            return _err(Ret.BAD_REQUEST)
+        boot_device, reserved, partition = req.u8(4), req.body[5:8], req.u32(8)
+        if boot_device >= BOOT_DEVICES_MAX or partition > CFGMEM_MAX_PARTITION:
+            return _err(Ret.INVALID_ARGUMENT)
+        if reserved != b"\0\0\0":
+            return _err(Ret.INVALID_ARGUMENT)
+        now = time.monotonic()
+        if self.busy_until > now:
+            return _err(Ret.BUSY)
+        job = CfgmemJob(self._next_job, client.conn_id, now, fails=card.mock)
+        self._next_job = self._next_job % 0xFFFF_FFFF_FFFF_FFFF + 1
+        self.job = job
+        self.busy_until = now + job.duration
+        if op is Opcode.CFGMEM_PROGRAM_START:
+            return _ok(struct.pack("<Q", job.job_id))
+        if job.fails:
+            return Ret.INTERNAL_ERROR, b"", None, job.duration
+        return Ret.OK, b"\0", None, job.duration
+
+    def h_cfgmem_status(self, req: _Req, role: Effective, client: ClientState) -> _Result:
+        # No authorization at all here (serve.c:2143-2152): only the job's owner.
+        if req.size < self._need(Opcode.CFGMEM_PROGRAM_STATUS):
+            return _err(Ret.BAD_REQUEST)
+        job = self.job
+        job_id = req.u64(0)
+        if job is None or job_id == 0 or job_id != job.job_id:
+            return _err(Ret.NOEXIST)
+        if job.owner != client.conn_id:
+            return _err(Ret.AUTH_ERROR)
+        return _ok(job.status(time.monotonic()))
 
 
-def _u32(b: bytes, off: int) -> int:
-    v: int = struct.unpack_from("<I", b, off)[0]
-    return v
+# --------------------------------------------------------------------------- helpers
+
+SHELL_UNKNOWN, SHELL_SERVICE, SHELL_COMPUTE = 0, 1, 2
+HOTPLUG_RESCAN, HOTPLUG_REMOVE, HOTPLUG_TOGGLE_SBR, HOTPLUG_HOTPLUG = 0, 1, 2, 3
+HOTPLUG_RESET_SEQUENCE = 4
+HOTPLUG_FUNCTION_ALL = 255
+CLOCK_OP_GET, CLOCK_OP_SET, CLOCK_OP_SET_ROUND_DOWN = 0, 1, 2
+CLOCK_REGION_SERVICE, CLOCK_REGION_USER = 0, 1
+MM_CHANNEL_MAX = 2  # SLASH_QDMA_MM_CHANNEL_1
+BOOT_DEVICES_MAX = 2  # AMI_BOOT_DEVICES_MAX
+CFGMEM_MAX_PARTITION = 15
+SENSOR_TEMP, SENSOR_CURRENT, SENSOR_VOLTAGE, SENSOR_POWER = 1, 2, 4, 8  # AMI, wire.h
+RESET_SECONDS = 0.5
+CLOCK_STEP_HZ = 1_000_000 // 8  # simulated MMCM granularity: 125 kHz
+
+
+def clock_achievable(rate_hz: int, round_down: bool) -> int:
+    """A clock wizard cannot hit any rate: the simulated one steps by 125 kHz (the
+    real answer depends on the MMCM; only hardware knows). SET picks the nearest
+    step, SET_ROUND_DOWN the nearest that does not exceed the request."""
+    step = CLOCK_STEP_HZ
+    lo = rate_hz // step * step
+    if round_down:
+        return max(lo, step)
+    hi = lo + step
+    best = lo if rate_hz - lo <= hi - rate_hz else hi
+    return max(best, step)
+
+
+@dataclass
+class CfgmemJob:
+    """The flash worker's one job: queued, running through its phases, done or failed."""
+
+    job_id: int
+    owner: int
+    started: float
+    fails: bool = False  # a mock card has no AMI: the job fails while opening it
+    duration: float = 2.0
+
+    def status(self, now: float) -> bytes:
+        elapsed = now - self.started
+        total = 64 << 20
+        if self.fails:
+            state, phase, written, result = 3, 10, 0, int(Ret.INTERNAL_ERROR)
+        elif elapsed >= self.duration:
+            state, phase, written, result = 2, 9, total, 0
+        else:
+            frac = elapsed / self.duration
+            phase = 1 + min(7, int(frac * 8))
+            state, written, result = 1, int(total * min(1.0, frac * 2)), 0
+        return struct.pack(
+            "<QIIQQQH", self.job_id, state, phase, written, total, int(elapsed * 1000), result
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Req:
+    """A request as a handler sees it: the connection's whole 4088-byte body buffer
+    (stale bytes past ``size`` included) and the size the header declared."""
+
+    body: bytes
+    size: int
+    has_fd: bool = False
+    opcode: Opcode = Opcode.GET_NUM_DEVICES
+
+    def u8(self, off: int) -> int:
+        return self.body[off]
+
+    def u32(self, off: int) -> int:
+        v: int = struct.unpack_from("<I", self.body, off)[0]
+        return v
+
+    def u64(self, off: int) -> int:
+        v: int = struct.unpack_from("<Q", self.body, off)[0]
+        return v
+
+
+_Result = tuple[int, bytes, int | None, float]
+
+
+def _ok(body: bytes) -> _Result:
+    return Ret.OK, body, None, 0.0
+
+
+def _err(ret: int) -> _Result:
+    return ret, b"", None, 0.0
+
+
+_HANDLERS = {
+    Opcode.GET_NUM_DEVICES: VrtdModel.h_get_num_devices,
+    Opcode.GET_DEVICE_INFO: VrtdModel.h_get_device_info,
+    Opcode.GET_BAR_INFO: VrtdModel.h_get_bar_info,
+    Opcode.GET_BAR_FD: VrtdModel.h_get_bar_fd,
+    Opcode.QDMA_GET_INFO: VrtdModel.h_qdma,
+    Opcode.QDMA_QPAIR_ADD: VrtdModel.h_qdma,
+    Opcode.QDMA_QPAIR_OP: VrtdModel.h_qdma,
+    Opcode.QDMA_QPAIR_GET_FD: VrtdModel.h_qdma,
+    Opcode.DESIGN_WRITE: VrtdModel.h_design_write,
+    Opcode.CLOCK_OP: VrtdModel.h_clock_op,
+    Opcode.BUFFER_OPEN: VrtdModel.h_buffer,
+    Opcode.BUFFER_CLOSE: VrtdModel.h_buffer,
+    Opcode.GET_DEVICE_BY_BDF: VrtdModel.h_get_device_by_bdf,
+    Opcode.DEVICE_HOTPLUG_OP: VrtdModel.h_hotplug,
+    Opcode.GET_SENSOR_INFO: VrtdModel.h_sensors,
+    Opcode.BUFFER_OPEN_RAW: VrtdModel.h_buffer,
+    Opcode.CFGMEM_PROGRAM: VrtdModel.h_cfgmem_program,
+    Opcode.CFGMEM_PROGRAM_START: VrtdModel.h_cfgmem_program,
+    Opcode.CFGMEM_PROGRAM_STATUS: VrtdModel.h_cfgmem_status,
+    Opcode.SET_SHELL_STATE: VrtdModel.h_set_shell_state,
+}

@@ -145,7 +145,11 @@ def peer_groups(uid: int, gid: int) -> list[int] | None:
         return None
 
 
-def load_permissions(path: str | os.PathLike[str]) -> Permissions:
+def load_permissions(path: str | os.PathLike[str], generation: int = 2) -> Permissions:
+    """Parse a permission file as vrtd of that protocol generation would: the dev
+    daemon (generation 2) knows only ``query-devices`` in ``[role:NAME]`` and
+    refuses to start on the seed's ``device`` / ``bar-access`` / ``pcie-hotplug``
+    there (config.c:773, "Unknown role key")."""
     perms = Permissions(source=str(path))
     flavours: set[str] = set()
     raw_users: list[tuple[str, list[str]]] = []
@@ -226,6 +230,11 @@ def load_permissions(path: str | os.PathLike[str]) -> Permissions:
         kind = parts[0]
         if kind == "role" and len(parts) == 2:
             role = perms.roles[parts[1]]
+            if generation >= 2 and key != "query-devices":
+                raise PermsError(
+                    f"{where}: unknown role key {key!r} in [{section}]: the dev daemon "
+                    f"takes device permissions only in [role:NAME:SELECTOR] sections"
+                )
             if key == "query-devices":
                 role.query = _bool(value, where, key)
             elif key == "device":

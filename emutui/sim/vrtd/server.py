@@ -22,6 +22,7 @@ import contextlib
 import errno
 import logging
 import os
+import select
 import socket
 import stat
 import struct
@@ -36,10 +37,15 @@ TICK_SECONDS = 0.01
 _FD_SIZE = array.array("i").itemsize
 
 
+ACCEPT_BACKOFF_MIN = 0.05
+ACCEPT_BACKOFF_MAX = 1.0
+
+
 class VrtdServer:
-    def __init__(self, model: VrtdModel, path: str) -> None:
+    def __init__(self, model: VrtdModel, path: str, mode: int = 0o600) -> None:
         self.model = model
         self.path = path
+        self.mode = mode
         self.lsock: socket.socket | None = None
         self._conns: set[socket.socket] = set()
         self._hung: list[socket.socket] = []
@@ -47,7 +53,8 @@ class VrtdServer:
         self._ino: int | None = None
 
     def bind(self) -> None:
-        """Like dev vrtd with VRTD_SOCKET: unlink a stale file, bind, mode 0666, listen.
+        """Like dev vrtd with VRTD_SOCKET: unlink a stale file, bind, chmod, listen.
+        The mode is 0600 unless a permission file decides who may do what (0666).
 
         Unlike vrtd, a socket somebody still listens on is not taken over: two
         simulators on one path would silently split their clients."""
@@ -63,8 +70,12 @@ class VrtdServer:
                     probe.close()
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
-            s.bind(self.path)
-            os.chmod(self.path, 0o666)
+            old = os.umask(0o177)  # never a moment where others could connect
+            try:
+                s.bind(self.path)
+            finally:
+                os.umask(old)
+            os.chmod(self.path, self.mode)
             s.listen(socket.SOMAXCONN)
         except OSError:
             s.close()
@@ -77,9 +88,30 @@ class VrtdServer:
         assert self.lsock is not None
         loop = asyncio.get_running_loop()
         ticker = asyncio.create_task(self._ticker())
+        backoff = ACCEPT_BACKOFF_MIN
+        refused = 0
         try:
             while True:
-                conn, _ = await loop.sock_accept(self.lsock)
+                try:
+                    conn, _ = await loop.sock_accept(self.lsock)
+                except (ConnectionAbortedError, InterruptedError):
+                    continue
+                except OSError as e:
+                    # EMFILE/ENFILE/ENOBUFS/ENOMEM: out of descriptors or memory. The
+                    # pending connections wait in the backlog; back off and try again,
+                    # never give up the socket (a flood of clients must not kill us).
+                    if refused == 0:
+                        log.error(
+                            "accept failed: %s; backing off (clients wait in the backlog)",
+                            e.strerror or e,
+                        )
+                    refused += 1
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, ACCEPT_BACKOFF_MAX)
+                    continue
+                if refused:
+                    log.warning("accepting again after %d failed attempt(s)", refused)
+                    refused, backoff = 0, ACCEPT_BACKOFF_MIN
                 task = asyncio.create_task(self._serve_conn(conn))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -167,8 +199,10 @@ class VrtdServer:
                 except OSError:
                     break
                 fds = _close_fds(anc)  # no core opcode uses an inbound fd: close, as v1+ do
-                if not data and not anc and not flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
-                    break  # EOF (a zero-length datagram is indistinguishable)
+                empty = not data and not anc
+                if empty and not flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) and _hung_up(conn):
+                    break  # EOF; an empty datagram from a peer still connected goes on to
+                    # the model as malformed (vrtd reads 0 bytes, fails the 8-byte check)
                 outcome = self.model.handle(
                     data,
                     client,
@@ -187,6 +221,10 @@ class VrtdServer:
                     )
                     keep_open = self.model.options.hang_on_malformed
                     break
+                if outcome.delay > 0:
+                    # an asynchronous operation (reset, cfgmem program): vrtd holds the
+                    # reply, and reads nothing more from this client, until it ends
+                    await asyncio.sleep(outcome.delay)
                 anc_out = []
                 if outcome.fd is not None:
                     anc_out = [
@@ -210,6 +248,13 @@ class VrtdServer:
             else:
                 conn.close()
                 log.info("client %d disconnected", client.conn_id)
+
+
+def _hung_up(conn: socket.socket) -> bool:
+    """After a 0-byte read: did the peer close (EOF), or send an empty datagram?"""
+    p = select.poll()
+    p.register(conn.fileno(), select.POLLRDHUP | select.POLLHUP)
+    return bool(p.poll(0))
 
 
 def _close_fds(anc: list[tuple[int, int, bytes]]) -> int:
