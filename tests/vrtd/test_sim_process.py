@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import asyncio
 import os
+import re
 import socket
 import struct
 from collections.abc import Callable
@@ -234,12 +235,19 @@ async def test_connector_props_and_regions(sim: SimProcess, tmp_path: Path) -> N
             ("slash_ctl0", "/slash_ctl0", True)
         ]
         dev = await conn.list_props("/slash_ctl0")
-        assert [n.path for n in dev if n.has_children] == [f"/slash_ctl0/bar{i}" for i in range(6)]
-        assert await conn.get_prop("/slash_ctl0", "bdf") == "0000:c4:00"
+        assert [n.path for n in dev if n.has_children] == [
+            *(f"/slash_ctl0/bar{i}" for i in range(6)),
+            "/slash_ctl0/sensors",
+        ]
+        assert await conn.get_prop("/slash_ctl0", "bdf") == "0000:c4:00.2"  # PF2, the slash_ctl
+        assert await conn.get_prop("/slash_ctl0", "board") == "0000:c4:00"
+        assert await conn.get_prop("/slash_ctl0", "vendor_id") == "0x10ee"
+        temp = await conn.get_prop("/slash_ctl0/sensors", "fpga.temperature")
+        assert re.fullmatch(r"4\d\.\d+ °C", temp), temp  # 46250 x 10^-3 shown as 46.25 °C
         assert await conn.get_prop("/slash_ctl0", "shell") == "unknown"  # until SET_SHELL_STATE
         leaves = {n.name: n.value for n in await conn.list_props("/slash_ctl0/bar2")}
         assert leaves["usable"] is True and leaves["in_use"] is False
-        assert leaves["length"] == 128 * MIB and leaves["start"] > 0
+        assert leaves["length"] == 128 * MIB and re.fullmatch(r"0x[0-9a-f]{9,}", leaves["start"])
         assert await conn.get_prop("/slash_ctl0/bar1", "usable") is False
         with pytest.raises(NotFoundError):
             await conn.list_props("/slash_ctl9")

@@ -401,8 +401,9 @@ def test_dma_buf_sync_bracket(monkeypatch: pytest.MonkeyPatch) -> None:
         return arg
 
     monkeypatch.setattr(fcntl, "ioctl", fake_ioctl)
-    fd = os.memfd_create("sync")
+    fd = os.memfd_create("sync", os.MFD_ALLOW_SEALING)
     os.ftruncate(fd, 4096)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)  # mapped like the simulator's
     m = BarMapping.from_fd(fd, 4096, "t.bar0")
     m.read(0, 4, 4)
     m.write(4, b"abcd", 4)

@@ -88,9 +88,12 @@ def _fds_from(anc: list[tuple[int, int, bytes]]) -> list[int]:
 class VrtdClient:
     """One connection to one vrtd daemon."""
 
-    def __init__(self, path: str | None = None, timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | None = None, timeout: float = 5.0, config: str | None = None
+    ) -> None:
         self.path = path or default_socket_path()
         self.timeout = timeout
+        self.config = config  # the daemon's permission file, when known (for messages)
         self._sock: socket.socket | None = None
         self._seq = 0
         self._lock = asyncio.Lock()
@@ -286,7 +289,7 @@ class VrtdClient:
         reply = await self.request(opcode, body)
         if reply.ret != Ret.OK:
             _close_all(reply.fds)
-            raise wire.error_for_ret(reply.ret, f"vrtd at {self.path}: {what}")
+            raise wire.error_for_ret(reply.ret, f"vrtd at {self.path}: {what}", self.config)
         return reply
 
     # ------------------------------------------------------------------ typed requests
@@ -376,14 +379,53 @@ class VrtdClient:
             raise ProtocolError(f"vrtd at {self.path}: undecodable reply ({e})") from e
 
 
-class BarMapping:
-    """One BAR: its descriptor and a MAP_SHARED mapping. Closed deterministically."""
+def bar_fd_kind(fd: int) -> str:
+    """What a BAR descriptor is, for how it may be touched (issue 10 finding 7).
 
-    def __init__(self, fd: int, mem: mmap.mmap, length: int, name: str) -> None:
+    ``dmabuf``: a real BAR (or a udmabuf); its size is fixed, so it is mapped.
+    ``sealed``: a memfd sealed against shrinking (``emutui sim vrtd``); mapped.
+    ``file``: a regular file or an unsealed memfd (libslash's mock BAR, or a
+    hostile daemon's): whoever else holds it may shrink it, and touching a
+    mapping past the end raises SIGBUS, which kills this process. Such a BAR is
+    never mapped: it is read and written with pread/pwrite, which return short
+    instead, after an fstat that notices the file shrank.
+    ``other``: anything else (a device node); mapped as vrtd clients do.
+    """
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+    except OSError:
+        seals = None  # not a memfd/shmem file
+    if seals is not None and seals & fcntl.F_SEAL_SHRINK:
+        return "sealed"
+    st = os.fstat(fd)
+    if seals is not None or stat.S_ISREG(st.st_mode):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            target = ""
+        if "dmabuf" in target:
+            return "dmabuf"
+        return "file"
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        target = ""
+    return "dmabuf" if "dmabuf" in target else "other"
+
+
+class BarMapping:
+    """One BAR: its descriptor and a MAP_SHARED mapping (or, for a BAR backed by a
+    file that may shrink, direct pread/pwrite: see ``bar_fd_kind``). Closed
+    deterministically."""
+
+    def __init__(
+        self, fd: int, mem: mmap.mmap | None, length: int, name: str, kind: str = "sealed"
+    ) -> None:
         self.fd: int | None = fd
         self._mem: mmap.mmap | None = mem
         self.length = length
         self.name = name
+        self.kind = kind
         self._sync_ok = True  # False once the fd proved not to be a dma-buf
 
     @classmethod
@@ -393,26 +435,28 @@ class BarMapping:
             raise BackendError(f"{name}: the daemon reports a BAR of length {length}")
         try:
             st = os.fstat(fd)
+            kind = bar_fd_kind(fd)
         except OSError as e:
             _close_all([fd])
             raise BackendError(f"{name}: the BAR descriptor is unusable: {e.strerror}") from e
         if stat.S_ISREG(st.st_mode) and st.st_size < length:
-            # a file-backed BAR (a simulator's memfd, a mock file) shorter than claimed:
-            # touching the tail would SIGBUS this process, so refuse it now
+            # a file-backed BAR (a simulator's memfd, a mock file) shorter than claimed
             _close_all([fd])
             raise ProtocolError(
                 f"{name}: the daemon claims {length} bytes but the descriptor has {st.st_size}"
             )
+        if kind == "file":
+            return cls(fd, None, length, name, kind)  # never mapped: it may shrink
         try:
             mem = mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except (OSError, ValueError, OverflowError) as e:
             _close_all([fd])  # the BAR fd, not the socket (libvrtd's seed bug)
             raise BackendError(f"{name}: cannot map {length} bytes: {e}") from e
-        return cls(fd, mem, length, name)
+        return cls(fd, mem, length, name, kind)
 
     @property
     def closed(self) -> bool:
-        return self._mem is None
+        return self.fd is None
 
     def close(self) -> None:
         """vrtd_close_bar_file: unmap, close, idempotent."""
@@ -424,7 +468,7 @@ class BarMapping:
             _close_all([fd])
 
     def _sync(self, flags: int) -> None:
-        if not self._sync_ok or self.fd is None:
+        if not self._sync_ok or self.fd is None or self.kind == "file":
             return
         try:
             fcntl.ioctl(self.fd, wire.DMA_BUF_IOCTL_SYNC, struct.pack("<Q", flags))
@@ -434,9 +478,9 @@ class BarMapping:
             if e.errno in (errno.ENOTTY, errno.EINVAL):
                 self._sync_ok = False
 
-    def _check(self, offset: int, length: int, width: int) -> mmap.mmap:
-        mem = self._mem
-        if mem is None:
+    def _check(self, offset: int, length: int, width: int) -> int:
+        fd = self.fd
+        if fd is None:
             raise DisconnectedError(f"{self.name}: the BAR mapping is closed")
         if offset < 0 or length < 0 or offset + length > self.length:
             raise RangeError(
@@ -447,10 +491,23 @@ class BarMapping:
                 f"{self.name}: access at 0x{offset:x} of {length} bytes is not aligned to "
                 f"the {width}-byte access width"
             )
-        return mem
+        if self.kind == "file":
+            try:
+                size = os.fstat(fd).st_size
+            except OSError as e:
+                raise DisconnectedError(f"{self.name}: the BAR file is unusable: {e}") from e
+            if offset + length > size:
+                raise ProtocolError(
+                    f"{self.name}: the daemon's BAR file shrank to {size} bytes "
+                    f"(of {self.length}); 0x{offset:x}+{length} is past its end"
+                )
+        return fd
 
     def read(self, offset: int, length: int, width: int = 1) -> bytes:
-        mem = self._check(offset, length, width)
+        fd = self._check(offset, length, width)
+        mem = self._mem
+        if mem is None:
+            return self._pread(fd, offset, length)
         self._sync(wire.SYNC_START_READ)
         try:
             return mem[offset : offset + length]
@@ -458,12 +515,38 @@ class BarMapping:
             self._sync(wire.SYNC_END_READ)
 
     def write(self, offset: int, data: bytes, width: int = 1) -> None:
-        mem = self._check(offset, len(data), width)
+        fd = self._check(offset, len(data), width)
+        mem = self._mem
+        if mem is None:
+            self._pwrite(fd, offset, data)
+            return
         self._sync(wire.SYNC_START_WRITE)
         try:
             mem[offset : offset + len(data)] = data
         finally:
             self._sync(wire.SYNC_END_WRITE)
+
+    def _pread(self, fd: int, offset: int, length: int) -> bytes:
+        out = bytearray()
+        while len(out) < length:
+            try:
+                chunk = os.pread(fd, length - len(out), offset + len(out))
+            except OSError as e:
+                raise DisconnectedError(f"{self.name}: reading the BAR failed: {e}") from e
+            if not chunk:
+                raise ProtocolError(
+                    f"{self.name}: the daemon's BAR file ends at 0x{offset + len(out):x}"
+                )
+            out += chunk
+        return bytes(out)
+
+    def _pwrite(self, fd: int, offset: int, data: bytes) -> None:
+        done = 0
+        while done < len(data):
+            try:
+                done += os.pwrite(fd, data[done:], offset + done)
+            except OSError as e:
+                raise DisconnectedError(f"{self.name}: writing the BAR failed: {e}") from e
 
     def __enter__(self) -> BarMapping:
         return self

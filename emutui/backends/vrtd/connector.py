@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from emutui.backends.base import BaseConnector
 from emutui.backends.vrtd import wire
 from emutui.backends.vrtd.client import BarMapping, VrtdClient, default_socket_path
+from emutui.backends.vrtd.wire import Opcode
 from emutui.core.errors import (
     DisconnectedError,
     EmutuiError,
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 ACCESS_WIDTH = 4
 MIB = 1 << 20
 LIVENESS_INTERVAL = 0.02  # seconds between liveness polls on the read fast path
+RESET_TIMEOUT = 120.0  # a reset_with_ami runs SBR, PCIe remove and rescan
 
 
 @dataclass
@@ -58,10 +61,54 @@ class DeviceView:
     index: int
     info: wire.DeviceInfo
     bars: list[wire.BarInfo] = field(default_factory=list)
+    label: str = ""  # unique among the daemon's devices (see unique_labels)
 
     @property
     def name(self) -> str:
-        return self.info.name or f"dev{self.index}"
+        return self.label or self.info.name or f"dev{self.index}"
+
+
+def unique_labels(names: list[str]) -> list[str]:
+    """Device names need not be unique (every libslash mock card is ``@mock``):
+    a name shared by several devices gets its index, ``@mock#0``, ``@mock#1``,
+    so region and tree names stay unique. A nameless device is ``devN``."""
+    labels = [n or f"dev{i}" for i, n in enumerate(names)]
+    dup = {n for n in labels if labels.count(n) > 1}
+    return [f"{n}#{i}" if n in dup else n for i, n in enumerate(labels)]
+
+
+# The slash driver binds PCI function 2 of a V80 (PF2); vrtd reports the board.
+SLASH_CTL_FUNCTION = 2
+SENSOR_UNITS = {
+    1: ("temperature", "°C"),
+    2: ("current", "A"),
+    4: ("voltage", "V"),
+    8: ("power", "W"),
+}
+SENSOR_STATUS = {0: "not present", 1: "ok", 2: "no data", 3: "ok (cached)", 0x7F: "n/a"}
+SHELLS = {"service": 1, "compute": 2}
+HOTPLUG_RESET_SEQUENCE = 4
+
+
+def format_sensor(s: wire.Sensor) -> str:
+    """``46.25 °C`` from value 46250, unit_mod -3: AMI's base units scaled by 10**unit_mod."""
+    _kind, unit = SENSOR_UNITS.get(s.type, (f"type {s.type}", ""))
+    if s.unit_mod < 0:
+        digits = -s.unit_mod
+        text = f"{s.value / 10**digits:.{digits}f}".rstrip("0").rstrip(".")
+    else:
+        text = str(s.value * 10**s.unit_mod)
+    return f"{text} {unit}".strip()
+
+
+def sensor_key(s: wire.Sensor) -> str:
+    kind = SENSOR_UNITS.get(s.type, (f"type{s.type}", ""))[0]
+    return f"{s.name}.{kind}"
+
+
+def pci_function_bdf(board: str) -> str:
+    """The slash_ctl function's full address, ``0000:c4:00.2``, from vrtd's board-level BDF."""
+    return f"{board}.{SLASH_CTL_FUNCTION}" if board else ""
 
 
 def socket_of(instance: Instance) -> str:
@@ -99,6 +146,7 @@ class VrtdConnector(BaseConnector):
             Capability.MEMORY_WRITE,
             Capability.COMMANDS,
             Capability.EVENTS,
+            Capability.RESET,
         }
     )
     backend_name = "vrtd"
@@ -114,6 +162,8 @@ class VrtdConnector(BaseConnector):
         self._maps: dict[str, BarMapping] = {}
         self._map_regions: dict[str, MemoryRegion] = {}  # bounds of each mapped BAR
         self._checked = 0.0  # last liveness poll, for the read/write fast path
+        cfg = instance.handles.options.get("config") if instance.handles else None
+        self.config_path = cfg if isinstance(cfg, str) and cfg else None
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._was_connected = False
         self._guard = asyncio.Lock()
@@ -150,7 +200,7 @@ class VrtdConnector(BaseConnector):
                 return client
             if client is not None:
                 self._drop("the daemon closed the connection")
-            client = VrtdClient(self.socket_path, self.timeout)
+            client = VrtdClient(self.socket_path, self.timeout, config=self.config_path)
             await client.connect()
             try:
                 self._devices = await self._enumerate(client)
@@ -191,6 +241,8 @@ class VrtdConnector(BaseConnector):
                     # the daemon's BAR-info ioctl failed at startup: no such BAR
                     bars.append(wire.BarInfo(b, False, False, 0, 0))
             out.append(DeviceView(i, info, bars))
+        for d, label in zip(out, unique_labels([d.info.name for d in out]), strict=True):
+            d.label = label
         return out
 
     async def _refresh(self) -> list[DeviceView]:
@@ -249,36 +301,39 @@ class VrtdConnector(BaseConnector):
         raise NotFoundError(f"{self.name}: no BAR {text!r} at {path!r} (bar0 .. bar5)")
 
     def _device_leaves(self, d: DeviceView) -> list[PropertyNode]:
+        """Values as a person reads them: ids and addresses in hex, the BDF of the
+        slash_ctl function (``.2``), the shell by name."""
         p = f"/{d.name}"
         leaves = [
-            PropertyNode("name", p, "str", value=d.name, description="vrtd device name"),
+            PropertyNode("name", p, "str", value=d.info.name, description="vrtd device name"),
             PropertyNode("index", p, "int", value=d.index, description="vrtd device number"),
         ]
         pci = d.info.pci
         if pci is not None:
+            bdf = pci_function_bdf(pci.bdf)
             leaves += [
-                PropertyNode("bdf", p, "str", value=pci.bdf, description="PCI board address"),
                 PropertyNode(
-                    "vendor_id", p, "int", value=pci.vendor_id, description=hex(pci.vendor_id)
-                ),
-                PropertyNode(
-                    "device_id", p, "int", value=pci.device_id, description=hex(pci.device_id)
-                ),
-                PropertyNode(
-                    "subsystem_vendor_id",
+                    "bdf",
                     p,
-                    "int",
-                    value=pci.subsystem_vendor_id,
-                    description=hex(pci.subsystem_vendor_id),
+                    "str",
+                    value=bdf or "none",
+                    description="PCI address of the slash_ctl function (PF2)"
+                    if bdf
+                    else "no PCI address (a libslash mock card)",
                 ),
                 PropertyNode(
-                    "subsystem_device_id",
-                    p,
-                    "int",
-                    value=pci.subsystem_device_id,
-                    description=hex(pci.subsystem_device_id),
+                    "board", p, "str", value=pci.bdf or "none", description="board address (vrtd)"
                 ),
             ]
+            for key, val in (
+                ("vendor_id", pci.vendor_id),
+                ("device_id", pci.device_id),
+                ("subsystem_vendor_id", pci.subsystem_vendor_id),
+                ("subsystem_device_id", pci.subsystem_device_id),
+            ):
+                leaves.append(
+                    PropertyNode(key, p, "hex", value=f"0x{val:04x}", description=str(val))
+                )
         if d.info.shell_type is not None:
             shell = wire.SHELL_TYPES.get(d.info.shell_type, str(d.info.shell_type))
             leaves += [
@@ -293,10 +348,41 @@ class VrtdConnector(BaseConnector):
             PropertyNode("usable", p, "bool", value=b.usable, description="present and MMIO"),
             PropertyNode("in_use", p, "bool", value=b.in_use, description="always false on vrtd"),
             PropertyNode(
-                "start", p, "int", value=b.start_address, description=hex(b.start_address)
+                "start",
+                p,
+                "hex",
+                value=f"0x{b.start_address:x}",
+                description="host physical address",
             ),
             PropertyNode("length", p, "int", value=b.length, description=_size(b.length)),
         ]
+
+    async def sensors(self, d: DeviceView) -> list[wire.Sensor]:
+        async def fn(client: VrtdClient) -> list[wire.Sensor]:
+            return await client.get_sensors(d.index)
+
+        got: list[wire.Sensor] = await self._run(fn)
+        return got
+
+    async def _sensor_leaves(self, d: DeviceView) -> list[PropertyNode]:
+        p = f"/{d.name}/sensors"
+        try:
+            got = await self.sensors(d)
+        except (wire.VrtdRetError, NotFoundError) as e:
+            return [PropertyNode("status", p, "str", value="not available", description=str(e))]
+        out = []
+        for s in got:
+            status = SENSOR_STATUS.get(s.status, f"status {s.status}")
+            out.append(
+                PropertyNode(
+                    sensor_key(s),
+                    p,
+                    "str",
+                    value=format_sensor(s) if s.status in (1, 3) else status,
+                    description=f"{status}; raw {s.value} x 10^{s.unit_mod}",
+                )
+            )
+        return out
 
     async def list_props(self, path: str) -> list[PropertyNode]:
         parts = self._split(path)
@@ -321,6 +407,8 @@ class VrtdConnector(BaseConnector):
                 PropertyNode("num_devices", "/", "int", value=len(devices)),
             ]
         d = self._device(devices, parts[0])
+        if len(parts) == 2 and parts[1] == "sensors":
+            return await self._sensor_leaves(d)
         if len(parts) == 1:
             bars = [
                 PropertyNode(
@@ -334,6 +422,16 @@ class VrtdConnector(BaseConnector):
                 )
                 for b in d.bars
             ]
+            if d.info.generation >= 1:  # GET_SENSOR_INFO exists from v1
+                bars.append(
+                    PropertyNode(
+                        "sensors",
+                        f"/{d.name}/sensors",
+                        "sensors",
+                        has_children=True,
+                        description="AMI sensors, scaled to their units",
+                    )
+                )
             return bars + self._device_leaves(d)
         b = d.bars[self._bar_index(parts[1], path)]
         return self._bar_leaves(d, b)
@@ -432,6 +530,42 @@ class VrtdConnector(BaseConnector):
         m, r = self._cached(region) or await self._mapping(region)
         m.write(offset, bytes(data), r.access_width)
 
+    # ------------------------------------------------------------------ card reset
+
+    def _reset_shell_name(self, d: DeviceView) -> str:
+        # the shell it runs; vrtd does not know it after a restart (UNKNOWN): compute
+        return "service" if d.info.shell_type == 1 else "compute"
+
+    async def reset_card(self, d: DeviceView, shell: str | None = None) -> None:
+        """A card reset as vrtd does it (reset_with_ami: SBR, remove, rescan) back into
+        ``shell``: DEVICE_HOTPLUG_OP op RESET_SEQUENCE, function 0, the shell type.
+        The daemon answers once the card is back; its mappings are gone then."""
+        shell_type = SHELLS[shell or self._reset_shell_name(d)]
+        body = struct.pack("<IBBB", d.index, HOTPLUG_RESET_SEQUENCE, 0, shell_type)
+
+        async def fn(client: VrtdClient) -> None:
+            await client.call(Opcode.DEVICE_HOTPLUG_OP, body, f"reset {d.name}")
+
+        # the reset can take a while: no retry on a new connection if it times out
+        client = await self._ensure()
+        saved, client.timeout = client.timeout, max(client.timeout, RESET_TIMEOUT)
+        try:
+            await fn(client)
+        finally:
+            client.timeout = saved
+        for region in [r for r in self._maps if r.startswith(f"{d.name}.bar")]:
+            self._maps.pop(region).close()
+            self._map_regions.pop(region, None)
+        self._emit("vrtd.reset", {"device": d.name, "shell": shell or self._reset_shell_name(d)})
+
+    async def reset(self) -> None:
+        """The TUI's reset (behind its confirmation): every card of the daemon."""
+        devices = await self._refresh()
+        if not devices:
+            raise NotFoundError(f"{self.name}: the daemon has no card to reset")
+        for d in devices:
+            await self.reset_card(d)
+
     # ------------------------------------------------------------------ shell verbs
 
     async def command(self, line: str) -> Any:
@@ -450,7 +584,8 @@ class VrtdConnector(BaseConnector):
                 "bar DEV N": "BAR N of device DEV (name or index)",
                 "read REGION OFFSET LENGTH": "bytes from a BAR, as hex",
                 "write REGION OFFSET HEX": "write hex bytes to a BAR",
-                "sensors DEV": "GET_SENSOR_INFO (protocol v1+)",
+                "sensors DEV": "GET_SENSOR_INFO (protocol v1+), scaled to units",
+                "reset DEV [service|compute]": "reset the card (DEVICE_HOTPLUG_OP RESET_SEQUENCE)",
                 "raw OPCODE [HEXBODY]": "send one request, show ret and body",
             }
         if verb == "devices" and not args:
@@ -488,9 +623,17 @@ class VrtdConnector(BaseConnector):
                     "status": s.status,
                     "value": s.value,
                     "unit_mod": s.unit_mod,
+                    "reading": format_sensor(s),
                 }
                 for s in got
             ]
+        if verb == "reset" and 1 <= len(args) <= 2:
+            d = self._device_arg(await self._refresh(), args[0])
+            shell = args[1] if len(args) == 2 else None
+            if shell is not None and shell not in SHELLS:
+                raise EmutuiError(f"reset: shell must be service or compute, not {shell!r}")
+            await self.reset_card(d, shell)
+            return {"reset": d.name, "shell": shell or self._reset_shell_name(d)}
         if verb == "raw" and 1 <= len(args) <= 2:
             op = _int(args[0], "opcode")
             if not 0 <= op <= 0xFFFF:

@@ -97,7 +97,7 @@ RET_TEXT: dict[int, str] = {
     Ret.INVALID_ARGUMENT: "invalid argument",
     Ret.NOEXIST: "the requested device or BAR does not exist (or is not usable)",
     Ret.INTERNAL_ERROR: "internal error in the daemon (see its log: journalctl -u vrtd)",
-    Ret.AUTH_ERROR: "permission denied by vrtd's configuration (/etc/vrt/vrtd.conf)",
+    Ret.AUTH_ERROR: "permission denied by the daemon's permission file",
     Ret.BUSY: "the requested resource is busy",
     Ret.SHELL_LOCKED: "the device is JTAG-booted; the daemon refuses an automatic shell reset",
     Ret.RESPONSE_MISMATCH: "reply sequence number does not match the request",
@@ -134,9 +134,19 @@ class VrtdNoExistError(NotFoundError):
     ret = int(Ret.NOEXIST)
 
 
-def error_for_ret(ret: int, what: str) -> EmutuiError:
-    """The typed error for a vrtd_ret; ``what`` says which request failed, for the message."""
+DEFAULT_CONFIG = "/etc/vrt/vrtd.conf"  # VRTD_DEFAULT_CONFIG_PATH
+
+
+def error_for_ret(ret: int, what: str, config: str | None = None) -> EmutuiError:
+    """The typed error for a vrtd_ret; ``what`` says which request failed, for the message.
+
+    AUTH_ERROR names the permission file: ``config`` when known (recorded at
+    attach, ``--config``), else the daemon's default and its override: emutui
+    cannot ask a daemon which file it read."""
     text = RET_TEXT.get(ret, "unknown return code")
+    if ret == Ret.AUTH_ERROR:
+        where = config or f"{DEFAULT_CONFIG}, or the daemon's $VRTD_CONFIG / --config"
+        text = f"{text}: {where}"
     msg = f"{what}: {ret_name(ret)} ({text})"
     if ret == Ret.AUTH_ERROR:
         return VrtdPermissionError(msg)
