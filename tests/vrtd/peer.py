@@ -84,7 +84,8 @@ class Daemon:
         self.config = config
         self.run_dir = run_dir
         self.cards = cards
-        self.log = run_dir / f"{kind}.log"
+        self.log = run_dir / f"{Path(path).stem}.log"
+        self.extra: list[str] = []  # more simulator options
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> tuple[list[str], dict[str, str]]:
@@ -102,7 +103,7 @@ class Daemon:
         env.pop("VRTD_SOCKET", None)
         argv = [sys.executable, "-m", "emutui", "sim", "vrtd", "--mock"]
         argv += ["--cards", str(self.cards), "--config", str(self.config), "--socket", self.path]
-        return argv, env
+        return argv + self.extra, env
 
     def start(self) -> Daemon:
         argv, env = self.command()

@@ -673,7 +673,8 @@ class VrtdModel:
         now = time.monotonic()
         if self.busy_until > now:
             return _err(Ret.BUSY)
-        job = CfgmemJob(self._next_job, client.conn_id, now, fails=card.mock)
+        # a mock card has no PF0 BDF: the worker fails at once (OPENING_AMI -> FAILED)
+        job = CfgmemJob(self._next_job, client.conn_id, now, card.mock, 0.0 if card.mock else 2.0)
         self._next_job = self._next_job % 0xFFFF_FFFF_FFFF_FFFF + 1
         self.job = job
         self.busy_until = now + job.duration
@@ -736,8 +737,8 @@ class CfgmemJob:
     duration: float = 2.0
 
     def status(self, now: float) -> bytes:
-        elapsed = now - self.started
-        total = 64 << 20
+        elapsed = now - self.started  # counts on after the end, as vrtd's does
+        total = 0 if self.fails else 64 << 20
         if self.fails:
             state, phase, written, result = 3, 10, 0, int(Ret.INTERNAL_ERROR)
         elif elapsed >= self.duration:
