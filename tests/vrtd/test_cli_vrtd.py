@@ -164,7 +164,8 @@ def test_stop_on_a_daemon_detaches_and_ends_only_our_simulator(tmp_path):
     reg = Registry(tmp_path / "st")
     inst = asyncio.run(start_simulated_card(reg, "simcard"))
     pid = inst.handles.options["sim_pid"]
-    assert proc.is_alive(pid, None)
+    start = inst.handles.options["sim_pid_start"]
+    assert proc.is_alive(pid, start)
     asyncio.run(stop_instance(reg, inst))
-    assert proc.wait_gone(pid, None, 5)
+    assert proc.wait_gone(pid, start, 5)
     assert not inst.wd.exists()

@@ -13,8 +13,8 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 
+from emutui.core.errors import EmutuiError
 from emutui.sim.vrtd.model import MIB, SimOptions, VrtdModel
 from emutui.sim.vrtd.perms import Permissions, PermsError, load_permissions
 from emutui.sim.vrtd.server import VrtdServer
@@ -23,18 +23,11 @@ log = logging.getLogger("emutui.sim.vrtd")
 
 
 def private_socket() -> str:
-    """``vrtd.sock`` in a directory only we can enter: ``$XDG_RUNTIME_DIR/emutui``
-    or ``$TMPDIR/emutui-UID`` (0700, ours, refused otherwise: core.paths)."""
-    from pathlib import Path
+    """``vrtd.sock`` in emutui's private runtime directory: ``$XDG_RUNTIME_DIR/emutui``
+    or ``$TMPDIR/emutui-UID`` (0700 and ours, or refused: core.paths)."""
+    from emutui.core.paths import ensure_private_dir, runtime_base
 
-    from emutui.core.paths import ensure_private_dir
-
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isdir(runtime):
-        d = Path(runtime) / "emutui"
-    else:
-        d = Path(tempfile.gettempdir()) / f"emutui-{os.getuid()}"
-    return str(ensure_private_dir(d) / "vrtd.sock")
+    return str(ensure_private_dir(runtime_base()) / "vrtd.sock")
 
 
 def default_socket() -> str:
@@ -126,7 +119,11 @@ def main(argv: list[str]) -> int:
     except PermsError as e:
         print(f"emutui sim vrtd: {e}", file=sys.stderr)
         return 1
-    path = args.socket or default_socket()
+    try:
+        path = args.socket or default_socket()
+    except EmutuiError as e:
+        print(f"emutui sim vrtd: {e}", file=sys.stderr)
+        return 1
     if len(os.fsencode(path)) >= 108:
         print(f"emutui sim vrtd: socket path too long (max 107 bytes): {path}", file=sys.stderr)
         return 1
