@@ -11,6 +11,7 @@ from emutui.commands import config, registry
 from emutui.core.errors import EmutuiError
 from emutui.core.instance import format_uptime
 from emutui.core.sanitize import display_line
+from emutui.core.serialhub import count_gaps
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 
@@ -60,6 +61,7 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         row["uptime"] = inst.uptime()
         if not inst.wd.exists():
             row["dir"] = None  # configured, not attached yet: nothing on disk
+        row["capture_gaps"] = count_gaps(inst.wd)
         if st.state.value == "dead":
             row["log_tail"] = dead_tail(inst)
         rows.append(row)
@@ -90,6 +92,8 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         print(f"{r.get('host') or '-':<10} {line}" if host_col else line)
         if r["state"] == "unreachable":
             print(f"    | {display_line(str(r['detail']))}")
+        if r["capture_gaps"]:
+            print(f"    ! {r['capture_gaps']} serial capture gap(s): see 'emutui logs {name}'")
         if r["state"] == "dead":
             for line in r.get("log_tail") or []:
                 print(f"    | {display_line(line)}")

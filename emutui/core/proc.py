@@ -115,16 +115,21 @@ def signal_owned(pid: object, started: object, sig: int, group: object = None) -
 
 
 def wait_gone(pid: int, started: int | None, timeout: float) -> bool:
+    """True once the process is gone (without a start time: any process with that pid)."""
     if not valid_pid(pid):
         return True
+
+    def present() -> bool:
+        return exists(pid) if started is None else is_alive(pid, started)
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not is_alive(pid, started):
+        if not present():
             _reap(pid)
             return True
         _reap(pid)
         time.sleep(0.02)
-    return not is_alive(pid, started)
+    return not present()
 
 
 def _reap(pid: int) -> None:

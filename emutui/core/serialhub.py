@@ -12,8 +12,14 @@ before the guest's first instruction until QEMU exits, so
 - a slow client is dropped at a high-water mark instead of stalling the guest
   or growing memory (it reattaches and replays from the log).
 
-The emulator stays the server on its own sockets, so a dead hub is simply
-restarted by the next client (``ensure_hub``); it reconnects to the ports.
+The emulator stays the server on its own sockets, so a dead hub can simply be
+restarted; it reconnects to the ports. The hub runs under a supervisor
+(``emutui.core.supervisor``) that restarts it at once when it dies, with or
+without a client, and if the supervisor is gone too the next client restarts
+both (``ensure_hub``). What the guest printed meanwhile is lost (the emulator
+drops it), so the new hub writes the gap into the log, as
+``[emutui: capture gap 12:01:02.123 to 12:01:03.050 (0.927 s), hub restarted]``, and
+appends it to ``capture-gaps.jsonl``, which ``emutui ls`` counts.
 
 Run as ``python -m emutui.core.serialhub SPEC.json``.
 """
@@ -27,10 +33,11 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from emutui.core import proc
+from emutui.core import proc, supervisor
 from emutui.core.errors import BackendError
 from emutui.core.handles import Handles
 from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES, RotatingLog
@@ -38,6 +45,8 @@ from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES, Rotatin
 CLIENT_HIGH_WATER = 16 * 1024 * 1024
 UPSTREAM_CONNECT_TIMEOUT = 10.0
 HUB_LOG = "serialhub.log"
+GAPS_FILE = "capture-gaps.jsonl"
+SUPERVISOR_STATE = "serialhub.pids.json"
 
 
 @dataclass
@@ -78,6 +87,9 @@ class Port:
 
     async def run(self) -> None:
         up_reader, self.up_writer = await self._connect_upstream()
+        gap = os.environ.get(supervisor.GAP_ENV)
+        if gap:
+            self._record_gap(gap)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.spec.listen)
         server = await asyncio.start_unix_server(self._client, path=self.spec.listen)
@@ -121,6 +133,24 @@ class Port:
                     raise
                 await asyncio.sleep(0.01)
 
+    def _record_gap(self, since_text: str) -> None:
+        """The hub before this one died: say in the log (and the gaps file) what is missing."""
+        try:
+            since = float(since_text)
+        except ValueError:
+            return
+        why = os.environ.get(GAP_WHY_ENV, "hub restarted")
+        now = time.time()
+        self.log.write(gap_marker(since, now, why))
+        rec = {"channel": self.spec.channel, "from": since, "to": now, "why": why}
+        gaps = Path(self.spec.log).parent / GAPS_FILE
+        fd = os.open(gaps, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (json.dumps(rec) + "\n").encode())
+        finally:
+            os.close(fd)
+        _note(f"{self.spec.channel}: capture gap of {now - since:.3f} s recorded ({why})")
+
     def _drop(self, w: asyncio.StreamWriter) -> None:
         self.clients.discard(w)
         w.close()
@@ -139,6 +169,28 @@ class Port:
             pass
         finally:
             self._drop(writer)
+
+
+GAP_WHY_ENV = "EMUTUI_GAP_WHY"
+
+
+def _clock(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
+
+
+def gap_marker(since: float, until: float, why: str) -> bytes:
+    """The line a restarted hub writes where the log has a hole (plain text, no escapes)."""
+    span = f"{_clock(since)} to {_clock(until)} ({max(0.0, until - since):.3f} s)"
+    return f"\r\n[emutui: capture gap {span}, {why}]\r\n".encode()
+
+
+def count_gaps(wd: Path) -> int:
+    """How many capture gaps the hubs of the instance in ``wd`` recorded."""
+    try:
+        with open(wd / GAPS_FILE, "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
 
 
 def _note(msg: str) -> None:
@@ -196,8 +248,10 @@ def spec_for(handles: Handles) -> HubSpec:
     )
 
 
-def launch_for(handles: Handles, wd: Path) -> HubSpec | None:
-    """Spawn the hub for ``handles``' serial channels and record it in ``handles``.
+def launch_for(
+    handles: Handles, wd: Path, gap_since: float | None = None, why: str = ""
+) -> HubSpec | None:
+    """Spawn the hub (under its supervisor) for ``handles``' serial channels; record it.
 
     It may be launched together with the emulator: it retries its upstream
     sockets until they exist, so its interpreter start overlaps the emulator's.
@@ -208,43 +262,73 @@ def launch_for(handles: Handles, wd: Path) -> HubSpec | None:
     for port in spec.ports:  # a killed hub leaves its sockets; "ready" means new ones
         with contextlib.suppress(FileNotFoundError):
             os.unlink(port.listen)
-    pid, start = spawn(spec, wd)
+    pid, start = spawn(spec, wd, gap_since, why)
     handles.options.setdefault("helpers", {})["serialhub"] = [pid, start]
     return spec
 
 
-async def wait_launched(handles: Handles, wd: Path, spec: HubSpec | None) -> None:
-    """Returns once the hub holds every port; raises BackendError if it died trying."""
+async def wait_launched(
+    handles: Handles,
+    wd: Path,
+    spec: HubSpec | None,
+    emulator_gone: Callable[[], str | None] | None = None,
+) -> None:
+    """Returns once the hub holds every port; raises BackendError if it died trying.
+
+    ``emulator_gone`` returns a message once the emulator has exited: that message
+    (the emulator's own last words) is raised at once instead of waiting for a hub
+    that can no longer connect.
+    """
     if spec is None:
         return
     pid = int(handles.options["helpers"]["serialhub"][0])
-    if not await wait_ready(spec, pid):
+    if not await wait_ready(spec, pid, emulator_gone=emulator_gone):
+        why = emulator_gone() if emulator_gone else None
+        if why:
+            raise BackendError(why)
         tail = (wd / HUB_LOG).read_text(errors="replace").strip().splitlines()[-2:]
         raise BackendError("serial hub did not start: " + " | ".join(tail))
 
 
-async def start_for(handles: Handles, wd: Path) -> None:
+async def start_for(
+    handles: Handles, wd: Path, gap_since: float | None = None, why: str = ""
+) -> None:
     """Spawn the hub for ``handles``' serial channels, record it, wait until it is ready."""
-    await wait_launched(handles, wd, launch_for(handles, wd))
+    await wait_launched(handles, wd, launch_for(handles, wd, gap_since, why))
+
+
+def hub_alive(handles: Handles, wd: Path) -> bool:
+    """The supervisor, or failing that the hub it last started, is running."""
+    rec = (handles.options.get("helpers") or {}).get("serialhub") or [None, None]
+    if isinstance(rec, list) and len(rec) == 2 and proc.is_alive(rec[0], rec[1]):
+        return True
+    return any(
+        len(ids) == 2 and proc.is_alive(ids[0], ids[1])
+        for ids in supervisor.read_state(wd / SUPERVISOR_STATE).values()
+    )
 
 
 async def ensure_hub(handles: Handles, wd: Path) -> bool:
-    """Restart a dead hub (someone killed it); True when one was started.
+    """Restart a dead hub and its supervisor (both killed); True when one was started.
 
-    Output the guest printed while no hub held the port is gone: QEMU drops
-    it. The restarted hub notes the gap in its log.
+    Output the guest printed while no hub ran is gone: the emulator drops it. The
+    new hub records the gap, from the last write to the log on.
     """
-    pid, start = handles.options.get("helpers", {}).get("serialhub") or [None, None]
-    if pid and proc.is_alive(pid, start):
+    if hub_alive(handles, wd):
         return False
     if not proc.is_alive(handles.pid, handles.pid_start):
         return False
+    since = time.time()
+    for ch in handles.channels.values():
+        if ch.role == "serial" and ch.log:
+            with contextlib.suppress(OSError):
+                since = min(since, os.stat(ch.log).st_mtime)
     with open(wd / HUB_LOG, "a") as log:
         log.write(
-            f"{time.strftime('%Y-%m-%dT%H:%M:%S')} serialhub: found dead, restarting; "
-            "what the guest printed while no hub ran was not captured\n"
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S')} serialhub: found dead with its supervisor, "
+            "restarting; what the guest printed while no hub ran was not captured\n"
         )
-    await start_for(handles, wd)
+    await start_for(handles, wd, since, "hub and supervisor restarted by a client")
     handles.save(wd)
     return True
 
@@ -262,23 +346,50 @@ def stop_helpers(handles: Handles) -> None:
             proc.terminate(pid, start if isinstance(start, int) else None, grace=1.0)
 
 
-def spawn(spec: HubSpec, wd: Path) -> tuple[int, int | None]:
-    """Start a detached hub for ``spec``; returns its pid and start time."""
+def spawn(
+    spec: HubSpec, wd: Path, gap_since: float | None = None, why: str = ""
+) -> tuple[int, int | None]:
+    """Start a detached supervisor that runs (and restarts) the hub for ``spec``;
+    returns the supervisor's pid and start time."""
     spec_path = wd / "serialhub.json"
     spec.save(spec_path)
+    sup = supervisor.SupervisorSpec(
+        children=[
+            supervisor.ChildSpec(
+                name="serialhub",
+                argv=[sys.executable, "-m", "emutui.core.serialhub", str(spec_path)],
+                log=str(wd / HUB_LOG),
+            )
+        ],
+        state=str(wd / SUPERVISOR_STATE),
+        emulator_pid=spec.emulator_pid,
+        emulator_start=spec.emulator_start,
+        cwd=str(wd),
+        env={GAP_WHY_ENV: why} if why else {},
+        initial_gap=gap_since,
+    )
+    sup_path = wd / "supervisor.json"
+    sup.save(sup_path)
     p = proc.spawn_detached(
-        [sys.executable, "-m", "emutui.core.serialhub", str(spec_path)], wd, wd / HUB_LOG
+        [sys.executable, "-m", "emutui.core.supervisor", str(sup_path)], wd, wd / HUB_LOG
     )
     return p.pid, proc.start_time(p.pid)
 
 
-async def wait_ready(spec: HubSpec, pid: int, timeout: float = 10.0) -> bool:
+async def wait_ready(
+    spec: HubSpec,
+    pid: int,
+    timeout: float = 10.0,
+    emulator_gone: Callable[[], str | None] | None = None,
+) -> bool:
     """True once every hub socket exists (so it holds every upstream port)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if all(os.path.exists(p.listen) for p in spec.ports):
             return True
         if not proc.exists(pid):
+            return False
+        if emulator_gone is not None and emulator_gone():
             return False
         await asyncio.sleep(0.005)
     return False

@@ -43,7 +43,7 @@ async def test_demo_lab_starts_everything_and_teardown_stops_it() -> None:
         await lab.teardown()
     from emutui.core import proc
 
-    assert not any(proc.is_alive(p, None) for p in pids)
+    assert not any(proc.exists(p) for p in pids)
     assert not lab.root.exists()
 
 

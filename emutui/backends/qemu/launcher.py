@@ -124,17 +124,25 @@ def spawn(cmd: list[str], wd: Path) -> subprocess.Popen[bytes]:
     return proc.spawn_detached(cmd, wd, wd / OUTPUT_LOG)
 
 
+def exited_at_start(popen: subprocess.Popen[bytes], wd: Path) -> str | None:
+    """QEMU's own last words (filtered) once it has exited, else None."""
+    if popen.poll() is None:
+        return None
+    from emutui.core.instance import Instance
+
+    tail = [t for t in Instance(name="", wd=wd, handles=None).tail(lines=3) if t.strip()]
+    return f"QEMU exited with status {popen.returncode} at start: " + " | ".join(tail)
+
+
 async def wait_for_sockets(
     popen: subprocess.Popen[bytes], paths: list[str], wd: Path, timeout: float = SOCKET_WAIT
 ) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        if popen.poll() is not None:
-            tail = (wd / OUTPUT_LOG).read_text(errors="replace").strip().splitlines()[-3:]
-            raise BackendError(
-                f"QEMU exited with status {popen.returncode} at start: " + " | ".join(tail)
-            )
+        gone = exited_at_start(popen, wd)
+        if gone:
+            raise BackendError(gone)
         if all(os.path.exists(p) for p in paths):
             return
         if loop.time() > deadline:
@@ -172,7 +180,11 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
         await wait_for_sockets(
             popen, [c.upstream or c.path for c in channels.values() if c.path], wd
         )
-        await serialhub.wait_launched(handles, wd, hub)
+        # QEMU may create its sockets and then fail (a kernel it cannot load): its
+        # own words are the error, at once, not a hub that waited for it.
+        await serialhub.wait_launched(
+            handles, wd, hub, emulator_gone=lambda: exited_at_start(popen, wd)
+        )
         await qmpbroker.wait_launched(handles, wd, broker)
         if not paused:
             conn = QemuConnector(Instance(name=name, wd=wd, handles=handles), aux=True)
