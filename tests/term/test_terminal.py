@@ -192,7 +192,134 @@ def test_resize_keeps_the_cursor_line() -> None:
     assert rows(t) == ["l2", "l3", "l4"]
     assert t.screen.y == 2
     t.resize(12, 6)
-    assert rows(t)[:3] == ["l2", "l3", "l4"]
+    # a taller window brings the lines back from the scrollback (issue 15 item 9)
+    assert rows(t) == ["l0", "l1", "l2", "l3", "l4", ""]
+    assert t.screen.y == 4 and len(t.screen.history) == 0
+
+
+# -- issue 15: behaviours checked against xterm ---------------------------------------------
+
+
+def test_leading_zeros_are_zeros() -> None:
+    t = term("\x1b[000004;00014Hx\x1b[0000001;0000000000001Hy", cols=20, rows=5)
+    assert (t.screen.y, rows(t)[3]) == (0, "             x")
+    assert rows(t)[0] == "y"
+    t = term("\x1b[0004mu\x1b[00000000031mr")
+    assert style_at(t, 0, 0).flags == UNDERLINE
+    assert style_at(t, 1, 0).fg == 1
+
+
+def test_c0_inside_csi_is_executed_and_the_sequence_goes_on() -> None:
+    t = term("abcdef\x1b[2\x08C!")
+    assert rows(t)[0] == "abcdef !"
+    t = term("ab\x1b[\r1;4H?")  # CR inside CUP
+    assert rows(t)[0] == "ab ?"
+    t = term("ab\x1b[1\x18Cd")  # CAN aborts the sequence
+    assert rows(t)[0] == "abCd"
+    for split in range(1, 9):
+        seq = b"abcdef\x1b[2\x08C!"
+        t = Terminal(20, 3)
+        t.feed(seq[:split])
+        t.feed(seq[split:])
+        assert rows(t)[0] == "abcdef !", split
+
+
+def test_resize_wider_gets_tab_stops_and_keeps_a_pending_wrap() -> None:
+    t = term("", cols=10, rows=3)
+    t.resize(30, 3)
+    t.feed(b"\t\t\t!")
+    assert rows(t)[0] == " " * 24 + "!"
+    t = term("0123456789", cols=10, rows=3)
+    assert t.screen.wrap_next
+    t.resize(10, 4)  # height only: the wrap is still pending
+    t.feed(b"Z")
+    assert rows(t)[:2] == ["0123456789", "Z"]
+    t = term("0123456789", cols=10, rows=3)
+    t.resize(12, 3)  # wider: the next character follows the text
+    t.feed(b"Z")
+    assert rows(t)[0] == "0123456789Z"
+
+
+def test_dec_graphics_underscore_is_blank() -> None:
+    t = term("\x1b(0q_q\x1b(B_")
+    assert rows(t)[0] == "─ ─_"
+
+
+def test_saved_cursor_is_per_screen() -> None:
+    # main saves at (2,1); a full-screen program saves at (5,3) on the alternate screen
+    t = term("\x1b[2;3H\x1b7\x1b[?1049h\x1b[4;6H\x1b7\x1b[?1049l", cols=20, rows=5)
+    assert (t.screen.x, t.screen.y) == (2, 1)
+    t.feed(b"\x1b[?1049h\x1b[H\x1b8")  # the program comes back and restores its cursor
+    assert (t.screen.x, t.screen.y) == (5, 3)
+    t.feed(b"\x1b[?1049l\x1b[5;1H\x1b8")
+    assert (t.screen.x, t.screen.y) == (2, 1)
+
+
+def test_sgr_colon_underline_styles() -> None:
+    t = term("\x1b[4ma\x1b[4:0mb\x1b[4:3mc\x1b[24;4:1md\x1b[4:5;1me\x1b[0m")
+    flags = [style_at(t, x, 0).flags for x in range(5)]
+    assert flags == [UNDERLINE, 0, UNDERLINE, UNDERLINE, UNDERLINE | BOLD]
+
+
+def test_erase_in_line_keeps_a_pending_wrap_for_modes_1_and_2() -> None:
+    for mode, kept in ((b"1", True), (b"2", True), (b"", False)):
+        t = term(b"0123456789\x1b[" + mode + b"KZ", cols=10, rows=3)
+        assert (rows(t)[1] == "Z") == kept, mode
+
+
+def test_window_size_queries_are_answered_nothing_else() -> None:
+    t = term(
+        "\x1b[18t\x1b[19t\x1b[14t\x1b[21t\x1b[13t\x1b[11t\x1b[?6n\x1b]11;?\x07", cols=20, rows=5
+    )
+    assert t.take_responses() == b"\x1b[8;5;20t\x1b[9;5;20t"
+    t.resize(33, 7)
+    t.feed(b"\x1b[999;999H\x1b[6n\x1b[18t")
+    assert t.take_responses() == b"\x1b[7;33R\x1b[8;7;33t"
+
+
+def test_growing_brings_scrollback_back_and_shrinking_keeps_the_cursor() -> None:
+    t = Terminal(20, 10, 1000)
+    t.feed(b"\r\n".join(b"line %d" % i for i in range(100)))
+    t.resize(20, 40)
+    assert rows(t) == [f"line {i}" for i in range(60, 100)]
+    assert len(t.screen.history) == 60 and t.screen.y == 39
+    t.resize(20, 5)
+    assert rows(t) == [f"line {i}" for i in range(95, 100)]
+    assert t.screen.find("line 0") == (0, 0)
+    # nothing lost, nothing doubled
+    assert [t.screen.line_text(i).rstrip() for i in range(t.screen.line_count)] == [
+        f"line {i}" for i in range(100)
+    ]
+
+
+def test_reflow_rewraps_screen_and_scrollback() -> None:
+    long = "".join(chr(ord("a") + i % 26) for i in range(45))
+    t = Terminal(20, 4, 100)
+    t.feed(f"first\r\n{long}\r\nlast".encode())
+    # 20 columns: first, 3 rows of long, last -> one line in the scrollback
+    assert len(t.screen.history) == 1
+    t.resize(50, 4)
+    assert rows(t) == ["first", long, "last", ""]
+    assert (t.screen.x, t.screen.y) == (4, 2)
+    t.resize(10, 4)
+    every = [t.screen.line_text(i).rstrip() for i in range(t.screen.line_count)]
+    assert every == ["first", long[:10], long[10:20], long[20:30], long[30:40], long[40:], "last"]
+    assert (t.screen.x, t.screen.y) == (4, 3)
+    t.resize(80, 4)
+    assert rows(t) == ["first", long, "last", ""]
+    t.feed(b"!")
+    assert rows(t)[2] == "last!"
+
+
+def test_reflow_keeps_wide_characters_whole_and_styles() -> None:
+    t = Terminal(6, 3, 10)
+    t.feed("ab\x1b[1m漢字\x1b[0mcd".encode())  # 2 + 4 + 2 = 8 cells over 6 columns
+    t.resize(5, 3)
+    every = [t.screen.line_text(i).rstrip() for i in range(t.screen.line_count)]
+    assert every[:2] == ["ab漢", "字cd"]
+    s = t.screen
+    assert s.table.styles[s.attrs[1][0]].flags == BOLD
+    assert s.table.styles[s.attrs[1][2]].flags == 0
 
 
 # -- fuzzing: random and truncated escape sequences must never raise -------------------------
@@ -295,3 +422,31 @@ def test_fuzz_chunking_does_not_change_the_screen(blob: bytes, cut: int) -> None
     split.feed(blob[:cut])
     split.feed(blob[cut:])
     assert whole.screen.display() == split.screen.display()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    blob=st.lists(
+        st.one_of(
+            st.sampled_from([*_PIECES, "漢".encode(), b"e\xcc\x81", b"\x1b[?1049h"]),
+            st.binary(max_size=6),
+        ),
+        max_size=60,
+    ).map(b"".join),
+    sizes=st.lists(st.tuples(st.integers(1, 14), st.integers(1, 7)), min_size=1, max_size=5),
+)
+def test_fuzz_reflow_keeps_invariants(blob: bytes, sizes: list[tuple[int, int]]) -> None:
+    t = Terminal(9, 4, scrollback=15)
+    t.feed(blob)
+    for cols, rows_ in sizes:
+        t.resize(cols, rows_)
+        s = t.screen
+        assert 0 <= s.x < s.cols and 0 <= s.y < s.rows
+        assert len(s.chars) == s.rows == len(s.attrs) == len(s.wrapped)
+        assert all(len(r) == s.cols for r in s.chars)
+        assert all(len(r) == s.cols for r in s.attrs)
+        assert len(s.history) <= 15
+        assert s.history_pushed >= len(s.history)
+        for i in range(s.line_count):
+            s.line_runs(i)
+        t.feed(b"ok\r\n")

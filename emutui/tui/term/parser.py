@@ -28,13 +28,19 @@ from emutui.tui.term.screen import Screen
 _SPLIT = re.compile(
     r"(\r\n"  # the commonest pair, dispatched as one token
     r"|\x1b\[[0-?]*[ -/]*[@-~]"  # complete CSI
+    # A CSI with C0 controls (or DEL) inside: VT terminals execute the control and
+    # carry on with the sequence; CAN and SUB abort it.
+    r"|\x1b\[[0-?\x00-\x17\x19\x1c-\x1f\x7f]*[ -/\x00-\x17\x19\x1c-\x1f\x7f]*[@-~\x18\x1a]"
     r"|\x1b[\]P_^X][^\x07\x18\x1a\x1b\x9c]*(?:[\x07\x18\x1a\x9c]|\x1b\\)?"  # OSC/DCS/APC/PM/SOS
     r"|\x1b[ -/]*[0-~]"  # other escape sequences (charsets, DECSC, IND, ...)
     r"|[\x00-\x1a\x1c-\x1f\x7f-\x9f]"  # one C0/C1 control
     r"|\x1b)"  # ESC followed by something that starts no sequence
 )
 # What may still become a sequence when the next chunk arrives.
-_INCOMPLETE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|[ -/]*)?")
+_INCOMPLETE = re.compile(
+    r"\x1b(?:\[[0-?\x00-\x17\x19\x1c-\x1f\x7f]*[ -/\x00-\x17\x19\x1c-\x1f\x7f]*|[ -/]*)?"
+)
+_C0_IN_CSI = re.compile(r"[\x00-\x1f\x7f]")
 # How a string (OSC/DCS/...) left open by the previous chunk ends.
 _STRING_END = re.compile(r"[\x07\x18\x1a\x9c]|\x1b")
 
@@ -52,9 +58,15 @@ def _num(s: str, default: int) -> int:
     s = s.split(":", 1)[0]
     if not s.isdigit():
         return default
+    s = s.lstrip("0") or "0"  # leading zeros are just zeros (vttest pads with them)
     if len(s) > 5:
         return 65535
     return int(s)
+
+
+def _run_all(actions: tuple[Handler, ...]) -> None:
+    for a in actions:
+        a()
 
 
 class Terminal:
@@ -166,7 +178,11 @@ class Terminal:
         h: Handler | None = None
         cacheable = True
         if tok.startswith("\x1b["):
-            h = self._compile_csi(tok)
+            controls = _C0_IN_CSI.findall(tok, 2)
+            if controls:
+                h = self._compile_csi_with_controls(tok, controls)
+            else:
+                h = self._compile_csi(tok)
         elif len(tok) >= 2 and tok[0] == "\x1b" and tok[1] in "]P_^X":
             cacheable = False
             self.dropped_strings += 1
@@ -201,6 +217,29 @@ class Terminal:
         if inter in ("(", ")"):
             return partial(s.designate, inter == "(", final == "0")
         return None
+
+    def _compile_csi_with_controls(self, tok: str, controls: list[str]) -> Handler | None:
+        """A CSI with C0 controls inside: the controls run first (where the terminal
+        met them), then the sequence without them, unless CAN/SUB aborted it."""
+        actions: list[Handler] = []
+        for c in controls:
+            if c in "\x18\x1a\x7f":
+                continue
+            h = self._cache.get(c, _MISSING)
+            if h is _MISSING:
+                h = self._compile(c)
+            if h is not None:
+                actions.append(h)
+        if tok[-1] not in "\x18\x1a":
+            clean = _C0_IN_CSI.sub("", tok[2:])
+            h = self._compile_csi("\x1b[" + clean)
+            if h is not None:
+                actions.append(h)
+        if not actions:
+            return None
+        if len(actions) == 1:
+            return actions[0]
+        return partial(_run_all, tuple(actions))
 
     def _compile_csi(self, tok: str) -> Handler | None:
         s = self.screen
@@ -267,10 +306,11 @@ class Terminal:
             "u": s.restore_cursor,
             "n": partial(s.report, p(0, 0), False),
             "c": partial(s.device_attributes, False),
+            "t": partial(s.window_report, p(0, 0)),
         }
         if final in "hl":
             return partial(s.set_mode, [_num(x, 0) for x in ps], False, final == "h")
-        return simple.get(final)  # t (window ops), q, p ...: ignored
+        return simple.get(final)  # q, p ...: ignored
 
     def _sgr(self, params: str) -> None:
         s = self.screen

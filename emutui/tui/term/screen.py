@@ -59,6 +59,7 @@ DEC_GRAPHICS = str.maketrans(
         "|": "≠",
         "}": "£",
         "~": "·",
+        "_": " ",  # 0x5F is a blank in the DEC special graphics set
     }
 )
 
@@ -69,6 +70,36 @@ def char_width(c: str) -> int:
     if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
         return 0
     return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+
+
+def _fit(c: list[str], a: list[int], cols: int) -> tuple[list[str], list[int]]:
+    """A row cut or padded to ``cols`` cells (a wide character cut in half is blanked)."""
+    n = len(c)
+    if n == cols:
+        return c, a
+    if n < cols:
+        return c + [" "] * (cols - n), a + [0] * (cols - n)
+    c, a = c[:cols], a[:cols]
+    last = c[-1]
+    if last and char_width(last[0]) == 2:
+        c[-1] = " "
+    return c, a
+
+
+def _unpack(
+    cells: str | list[str], styles: int | bytes, wrapped: bool, cols: int
+) -> tuple[list[str], list[int], bool]:
+    """A scrollback line back into cell lists (fitted to ``cols`` unless it is 0)."""
+    c = list(cells)
+    if isinstance(styles, int):
+        a = [styles] * len(c)
+    else:
+        arr = array("H")
+        arr.frombytes(styles)
+        a = arr.tolist()
+    if cols:
+        c, a = _fit(c, a, cols)
+    return c, a, wrapped
 
 
 # A row that scrolled off: (cells, styles, wrapped). Cells are a str (one char per
@@ -136,9 +167,9 @@ class Screen:
         self.g1_graphics = False
         self.shift_out = False
         self.tabstops = set(range(8, cols, 8))
-        self.saved: Cursor | None = None
+        # One saved cursor (DECSC) per screen, as in xterm: [main, alternate].
+        self._saved: list[Cursor | None] = [None, None]
         self.alt: tuple[list[list[str]], list[list[int]], list[bool]] | None = None
-        self.alt_saved: Cursor | None = None
         self.all_dirty = True
         self._refresh_fancy()
 
@@ -149,6 +180,15 @@ class Screen:
     @property
     def in_alt_screen(self) -> bool:
         return self.alt is not None
+
+    @property
+    def saved(self) -> Cursor | None:
+        """The cursor saved by DECSC on the screen now shown."""
+        return self._saved[self.alt is not None]
+
+    @saved.setter
+    def saved(self, value: Cursor | None) -> None:
+        self._saved[self.alt is not None] = value
 
     def _blank(self, sid: int = 0) -> tuple[list[str], list[int]]:
         return [" "] * self.cols, [sid] * self.cols
@@ -564,7 +604,9 @@ class Screen:
             self._fill(self.y, 0, self.cols)
         if mode in (0, 2):
             self.wrapped[self.y] = False
-        self.wrap_next = False
+        if mode == 0:
+            # xterm keeps a pending wrap through EL 1 and EL 2; EL 0 clears it.
+            self.wrap_next = False
 
     def erase_in_display(self, mode: int = 0) -> None:
         if mode == 0:
@@ -695,8 +737,7 @@ class Screen:
             return
         if on:
             if save:
-                self.save_cursor()
-                self.alt_saved = self.saved
+                self.save_cursor()  # into the main screen's slot
             self.alt = (self.chars, self.attrs, self.wrapped)
             self.chars = [[" "] * self.cols for _ in range(self.rows)]
             self.attrs = [[0] * self.cols for _ in range(self.rows)]
@@ -704,8 +745,7 @@ class Screen:
         else:
             self.chars, self.attrs, self.wrapped = self.alt
             self.alt = None
-            if save and self.alt_saved is not None:
-                self.saved = self.alt_saved
+            if save and self.saved is not None:
                 self.restore_cursor()
         self.all_dirty = True
 
@@ -723,29 +763,56 @@ class Screen:
     def device_attributes(self, secondary: bool) -> None:
         self.responses.append(b"\x1b[>0;0;0c" if secondary else b"\x1b[?1;2c")
 
+    def window_report(self, op: int) -> None:
+        """CSI 18 t / CSI 19 t: the text area / screen size in characters, which
+        shells and line editors ask for. No other window operation is answered or
+        applied (titles, pixel sizes, moves: the host terminal is not the guest's)."""
+        if op == 18:
+            self.responses.append(f"\x1b[8;{self.rows};{self.cols}t".encode())
+        elif op == 19:
+            self.responses.append(f"\x1b[9;{self.rows};{self.cols}t".encode())
+
     # -- resizing ------------------------------------------------------------------------
 
     def resize(self, cols: int, rows: int) -> None:
-        """No reflow: rows are cut or padded; lines above the cursor that no longer
-        fit go to the scrollback, so the cursor line stays visible."""
+        """Change the size. On the main screen, lines are reflowed as in VTE, kitty
+        and alacritty: soft-wrapped lines (screen and scrollback) are re-wrapped to
+        the new width, a taller window brings lines back from the scrollback, and a
+        shorter one moves the lines above the cursor into it. The alternate screen
+        (a full-screen program, which redraws itself) is cut or padded."""
         cols, rows = max(1, cols), max(1, rows)
-        if cols == self.cols and rows == self.rows:
+        old_cols = self.cols
+        if cols == old_cols and rows == self.rows:
             return
+        if self.alt is None:
+            self._reflow(cols, rows)
+        else:
+            self._cut_or_pad(cols, rows)
+        self.cols, self.rows = cols, rows
+        self.top, self.bottom = 0, rows - 1
+        self.x = min(max(self.x, 0), cols - 1)
+        self.y = min(max(self.y, 0), rows - 1)
+        # Stops past the old width, computed from the old width.
+        self.tabstops = {t for t in self.tabstops if t < cols}
+        if cols > old_cols:
+            self.tabstops |= set(range(((old_cols - 1) // 8 + 1) * 8, cols, 8))
+        self.all_dirty = True
+
+    def _row_blank(self, chars: list[str], attrs: list[int]) -> bool:
+        return attrs.count(0) == len(attrs) and chars.count(" ") == len(chars)
+
+    def _cut_or_pad(self, cols: int, rows: int) -> None:
+        """Resize without reflow (alternate screen shown; the main one is kept as is)."""
         buffers = [(self.chars, self.attrs, self.wrapped)]
         if self.alt is not None:
             buffers.append(self.alt)
         new_buffers = []
         for i, (chars, attrs, wrapped) in enumerate(buffers):
-            is_main = (i == 0) == (self.alt is None)
             chars, attrs, wrapped = list(chars), list(attrs), list(wrapped)
             if rows < len(chars):
                 excess = len(chars) - rows
-                # drop from the top as far as the cursor allows, the rest from the bottom
                 from_top = min(excess, self.y) if i == 0 else excess
-                for _ in range(from_top):
-                    c, a, w = chars.pop(0), attrs.pop(0), wrapped.pop(0)
-                    if is_main and self.history.maxlen:
-                        self._push_history(c, a, w)
+                del chars[:from_top], attrs[:from_top], wrapped[:from_top]
                 del chars[rows:], attrs[rows:], wrapped[rows:]
                 if i == 0:
                     self.y -= from_top
@@ -754,28 +821,120 @@ class Screen:
                 attrs.append([0] * cols)
                 wrapped.append(False)
             for y in range(rows):
-                c, a = chars[y], attrs[y]
-                if len(c) > cols:
-                    chars[y] = c[:cols]
-                    attrs[y] = a[:cols]
-                    if chars[y][-1] == "" or (len(c[cols - 1]) and char_width(c[cols - 1][0]) == 2):
-                        chars[y][-1] = " "
-                elif len(c) < cols:
-                    chars[y] = c + [" "] * (cols - len(c))
-                    attrs[y] = a + [0] * (cols - len(c))
+                chars[y], attrs[y] = _fit(chars[y], attrs[y], cols)
             new_buffers.append((chars, attrs, wrapped))
         self.chars, self.attrs, self.wrapped = new_buffers[0]
         if self.alt is not None:
             self.alt = new_buffers[1]
-        self.cols, self.rows = cols, rows
-        self.top, self.bottom = 0, rows - 1
-        self.x = min(self.x, cols - 1)
-        self.y = min(max(self.y, 0), rows - 1)
-        self.wrap_next = False
-        self.tabstops = {t for t in self.tabstops if t < cols} | set(
-            range(((self.cols - 1) // 8 + 1) * 8, cols, 8)
-        )
-        self.all_dirty = True
+        if cols > self.cols and self.wrap_next:
+            self.x += 1  # the pending wrap now has room: the cursor follows the text
+            self.wrap_next = False
+        elif cols < self.cols and self.x >= cols:
+            self.wrap_next = False
+
+    def _reflow(self, cols: int, rows: int) -> None:
+        old_rows = self.rows
+        chars, attrs, wrapped = self.chars, self.attrs, self.wrapped
+        # Screen rows that matter: down to the cursor or the last non-blank row.
+        last = self.y
+        for y in range(old_rows - 1, self.y, -1):
+            if wrapped[y - 1] or not self._row_blank(chars[y], attrs[y]):
+                last = y
+                break
+        hist = self.history
+        nhist = len(hist)
+        dropped = self.history_pushed - nhist  # lines that ever fell off its front
+        out: list[tuple[list[str], list[int], bool]] = []
+        if cols == self.cols:
+            # Same width: no line changes shape; only the split between the
+            # scrollback and the screen moves.
+            screen_rows = [(chars[y], attrs[y], wrapped[y]) for y in range(last + 1)]
+            need = rows - len(screen_rows)
+            pull = min(max(0, need), nhist) if self._keep_history else 0
+            for _ in range(pull):
+                c, a, w = hist.pop()
+                out.append(_unpack(c, a, w, cols))
+            out.reverse()
+            out.extend(screen_rows)
+            cursor_row = pull + self.y
+            cx, wrap_next = self.x, self.wrap_next
+        else:
+            # Logical lines: runs of soft-wrapped rows, history first, then the screen.
+            logical: list[tuple[list[str], list[int]]] = []
+            cur_c: list[str] = []
+            cur_a: list[int] = []
+            cursor_line, cursor_off = 0, 0
+            total = nhist + last + 1
+            for i in range(total):
+                if i < nhist:
+                    c0, a0, w = hist[i]
+                    c, a, _ = _unpack(c0, a0, w, 0)
+                else:
+                    y = i - nhist
+                    c, a, w = chars[y], attrs[y], wrapped[y]
+                    if y == self.y:
+                        cursor_line = len(logical)
+                        cursor_off = len(cur_c) + self.x + (1 if self.wrap_next else 0)
+                cur_c.extend(c)
+                cur_a.extend(a)
+                if not w or i == total - 1:
+                    logical.append((cur_c, cur_a))
+                    cur_c, cur_a = [], []
+            hist.clear()
+            cursor_row, cx, wrap_next = 0, 0, False
+            for li, (c, a) in enumerate(logical):
+                n = len(c)
+                keep = cursor_off if li == cursor_line else 0
+                while n > keep and c[n - 1] == " " and a[n - 1] == 0:
+                    n -= 1
+                pos = 0
+                start_row = len(out)
+                while True:
+                    end = min(pos + cols, n)
+                    if end < n and c[end] == "" and end - 1 > pos:
+                        end -= 1  # never split a wide character from its right half
+                    out.append((c[pos:end], a[pos:end], end < n))
+                    if li == cursor_line and pos <= cursor_off < end:
+                        cursor_row, cx = len(out) - 1, cursor_off - pos
+                    pos = end
+                    if pos >= n:
+                        break
+                if li == cursor_line and cursor_off >= n:
+                    # The cursor is past the end of its line.
+                    off = cursor_off - (sum(len(r[0]) for r in out[start_row:-1]))
+                    cursor_row = len(out) - 1
+                    if off >= cols:
+                        cx, wrap_next = cols - 1, True
+                    else:
+                        cx = off
+        # Split into scrollback and screen, keeping the cursor on the screen.
+        start = max(0, len(out) - rows)
+        start = min(start, cursor_row)
+        kept = len(hist)
+        if self._keep_history:
+            for c, a, w in out[:start]:
+                c, a = _fit(c, a, cols)
+                self._push_history(c, a, w)
+            dropped += max(0, kept + start - (hist.maxlen or 0))
+        screen = out[start : start + rows]
+        self.chars = []
+        self.attrs = []
+        self.wrapped = []
+        for c, a, w in screen:
+            c, a = _fit(c, a, cols)
+            self.chars.append(c)
+            self.attrs.append(a)
+            self.wrapped.append(w)
+        while len(self.chars) < rows:
+            self.chars.append([" "] * cols)
+            self.attrs.append([0] * cols)
+            self.wrapped.append(False)
+        # A viewer keeps its place by "lines dropped from the front"
+        # (history_pushed - len(history)): only what overflowed counts as dropped.
+        self.history_pushed = dropped + len(hist)
+        self.y = cursor_row - start
+        self.x = cx
+        self.wrap_next = wrap_next
 
     # -- reading the screen and the scrollback ------------------------------------------
 

@@ -153,6 +153,13 @@ class StyleTable:
                 fg = DEFAULT
             elif p == 49:
                 bg = DEFAULT
+            elif p == 4 and len(sub) > 1:
+                # 4:0 is "no underline"; 4:1..4:5 (single, double, curly, dotted,
+                # dashed) are all drawn as an underline here.
+                if sub[1] == 0:
+                    flags &= ~UNDERLINE
+                else:
+                    flags |= UNDERLINE
             elif p in (38, 48, 58):
                 # colon form (38:5:n, 38:2:[cs]:r:g:b) carries its own sub-parameters;
                 # the semicolon form eats the parameters that follow.
@@ -176,6 +183,8 @@ class StyleTable:
 def _num(s: str) -> int:
     if not s:
         return 0
+    if s[0] == "0" and s.isdigit():
+        s = s.lstrip("0") or "0"  # leading zeros are just zeros
     if len(s) > 5 or not s.isdigit():  # malformed or huge: clamp, never raise
         return 65535 if s.isdigit() else 0
     return int(s)
