@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
+from textual import events
 from textual.app import App, SystemCommand
+from textual.driver import Driver
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.worker import Worker, WorkerState
@@ -92,6 +95,28 @@ class EmutuiApp(App[None]):
         self.theme = BASE_THEME[self.emutui_theme]
         self.set_class(True, f"theme-{self.emutui_theme}")
         self.first_frame_at: float | None = None
+        from emutui.tui.console_settings import console_settings
+        from emutui.tui.keyinput import set_escape_time
+
+        self.console_settings = console_settings(config.ui if config is not None else None)
+        set_escape_time(self.console_settings.escape_time)
+
+    def get_driver_class(self) -> type[Driver]:
+        # Esc then a key is two keys (emutui/tui/keyinput.py), unless TEXTUAL_DRIVER says otherwise.
+        from textual import constants
+
+        if constants.DRIVER is None and sys.platform != "win32":
+            from emutui.tui.keyinput import EmutuiDriver
+
+            return EmutuiDriver
+        return super().get_driver_class()
+
+    async def on_event(self, event: events.Event) -> None:
+        from emutui.tui.keyinput import leave_console_first
+
+        if isinstance(event, events.Key) and leave_console_first(self, event):
+            return
+        await super().on_event(event)
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen()

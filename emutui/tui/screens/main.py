@@ -54,14 +54,19 @@ def has_console(link: InstanceLink | None) -> bool:
     return bool(h is None or h.serial_channels())
 
 
+_PANE_ACTIONS = ("focus_pane", "events_filter", "events_command")
+
+
 class MainScreen(Screen[None]):
     BINDINGS = [
         Binding("question_mark", "app.help", "Help", key_display="?"),
-        Binding("1", "focus_pane('instances')", "Instances", show=False),
-        Binding("2", "focus_pane('console')", "Console", show=False),
-        Binding("3", "focus_pane('events')", "Events", show=False),
-        Binding("4", "focus_pane('props')", "Props", show=False),
-        Binding("5", "focus_pane('memory')", "Memory", show=False),
+        # Priority: handled in the App's queue, so a key after "1" in the same read
+        # (tmux, a macro, fast fingers) already goes to the pane it selected.
+        Binding("1", "focus_pane('instances')", "Instances", show=False, priority=True),
+        Binding("2", "focus_pane('console')", "Console", show=False, priority=True),
+        Binding("3", "focus_pane('events')", "Events", show=False, priority=True),
+        Binding("4", "focus_pane('props')", "Props", show=False, priority=True),
+        Binding("5", "focus_pane('memory')", "Memory", show=False, priority=True),
         Binding("slash", "events_filter", "Filter", key_display="/"),
         Binding("colon", "events_command", "Cmd", key_display=":"),
         Binding("t", "app.cycle_theme", "Theme", show=False),
@@ -193,6 +198,11 @@ class MainScreen(Screen[None]):
         return need in link.known_capabilities
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        from emutui.tui.keyinput import typing_widget
+
+        # Keys typed into a console or a text field are theirs, not the screen's.
+        if typing_widget(self.focused) and action in _PANE_ACTIONS:
+            return False
         # Keys for what the backend cannot do are neither offered nor taken.
         return self.offers(action)
 
@@ -319,8 +329,10 @@ class MainScreen(Screen[None]):
             self.notify(f"{name} has no {PANES[pane][0].lower()} pane", severity="warning")
             return
         tabs.active = pane
+        if pane == "console":
+            self.call_after_refresh(self.query_one(ConsolePane).focus_tabs)
+            return
         target = {
-            "console": "#console-tabs Tabs",
             "events": "#ev-list",
             "props": "#prop-tree",
             "memory": "#hexview",
@@ -337,7 +349,8 @@ class MainScreen(Screen[None]):
 
     @on(ConsolePane.Left)
     def _left_console(self) -> None:
-        self.query_one("#console-tabs Tabs").focus()
+        if self.focused is None:  # the console already moved focus to its tabs
+            self.query_one(ConsolePane).focus_tabs()
 
     def _no_console(self) -> None:
         name = self.current.name if self.current else "this instance"

@@ -41,6 +41,8 @@ from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style as RichStyle
 from textual import events, work
+from textual.binding import Binding
+from textual.color import Color as TColor
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -63,6 +65,8 @@ from emutui.tui.term.styles import (
 )
 
 if TYPE_CHECKING:
+    from textual.widget import Widget
+
     from emutui.backends.base import Connector, SerialStream
     from emutui.core.instance import Instance
 
@@ -105,6 +109,13 @@ _TILDE_KEYS = {
 }
 _SS3_F = {"f1": "P", "f2": "Q", "f3": "R", "f4": "S"}
 _MODS = {"shift": 1, "alt": 2, "ctrl": 4, "meta": 8}
+_CTRL_PUNCT = {
+    "ctrl+left_square_bracket": b"\x1b",
+    "ctrl+backslash": b"\x1c",
+    "ctrl+right_square_bracket": b"\x1d",
+    "ctrl+circumflex_accent": b"\x1e",
+    "ctrl+underscore": b"\x1f",
+}
 _LOCAL_SCROLL = {"shift+pageup", "shift+pagedown", "shift+home", "shift+end"}
 
 
@@ -150,6 +161,8 @@ def key_to_bytes(key: str, character: str | None, app_cursor: bool = False) -> b
         return data
     if key.startswith("ctrl+") and len(base) == 1 and base.isalpha():
         return bytes((ord(base.lower()) & 0x1F,))
+    if key in _CTRL_PUNCT:  # Ctrl+] etc. reach the guest when another key leaves
+        return _CTRL_PUNCT[key]
     return None
 
 
@@ -199,7 +212,14 @@ class ConsoleView(ScrollView, can_focus=True):
         def control(self) -> ConsoleView:
             return self.console
 
-    BINDINGS: ClassVar[list] = []  # every key belongs to the guest (see on_key)
+    # Every key belongs to the guest (see on_key): these are never run as bindings,
+    # they only tell the footer what the console keeps for itself while typing.
+    BINDINGS: ClassVar[list] = [
+        Binding("ctrl+right_square_bracket", "leave", "Leave console", key_display="^]"),
+        Binding("shift+pageup", "noop", "Scroll back", key_display="⇧PgUp"),
+    ]
+    escape_key = "ctrl+right_square_bracket"  # ConsoleSettings.escape_key
+    escape_display = "Ctrl+]"
 
     def __init__(
         self,
@@ -211,8 +231,15 @@ class ConsoleView(ScrollView, can_focus=True):
         scrollback: int = 10000,
         name: str | None = None,
         classes: str | None = None,
+        escape_key: str | None = None,
+        escape_display: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
+        if escape_key:
+            self.escape_key = escape_key
+            self.escape_display = escape_display or escape_key
+        # Where focus goes when the console is left (set by the hosting pane).
+        self.leave_focus: Callable[[], Widget | None] | None = None
         self.instance = instance
         self.channel = channel
         self.connector = connector
@@ -234,9 +261,11 @@ class ConsoleView(ScrollView, can_focus=True):
         self._last_cursor: tuple[int, int] = (-1, -1)
         self._style_cache: dict[int, RichStyle] = {}
         self._style_base: RichStyle | None = None
+        self._hl_style: RichStyle | None = None
         self._match: tuple[int, int, int] | None = None  # (line, start, end) of the last search hit
         self._query = ""
         self.skipped_bytes = 0
+        self.copied_to = ""  # where the last copy went, in words
         self.paints = 0
         # Hooks for benchmarks/tests: called with the monotonic time after each paint.
         self.on_paint: list[Callable[[float], None]] = []
@@ -544,6 +573,7 @@ class ConsoleView(ScrollView, can_focus=True):
         base = self.rich_style
         if base != self._style_base:
             self._style_cache.clear()
+            self._hl_style = None  # the theme may have changed too
             self._style_base = base
         return super().render_lines(crop)
 
@@ -629,20 +659,48 @@ class ConsoleView(ScrollView, can_focus=True):
         return list(Segment.simplify(segs))
 
     def _highlight_style(self) -> RichStyle:
-        try:
-            return self.screen.get_component_rich_style("screen--selection")
-        except Exception:
-            return RichStyle(reverse=True)
+        """Search hits and the selection: the theme's accent behind text of the
+        contrasting colour, bold, so the cells differ from the background in every
+        theme, and in luminance too (NO_COLOR turns colours into greys)."""
+        st = self._hl_style
+        if st is None:
+            try:
+                variables = self.app.theme_variables
+                bg = TColor.parse(variables.get("accent") or variables["primary"])
+            except Exception:
+                bg = TColor.parse("#ffa62b")
+            if abs(bg.brightness - 0.5) < 0.2:  # mid grey: no contrast either way
+                bg = bg.lighten(0.3) if bg.brightness >= 0.5 else bg.darken(0.3)
+            fg = TColor(0, 0, 0) if bg.brightness >= 0.5 else TColor(255, 255, 255)
+            st = self._hl_style = RichStyle(
+                color=fg.rich_color, bgcolor=bg.rich_color, bold=True, reverse=False
+            )
+        return st
 
     # -- keys and paste -------------------------------------------------------------------
 
+    def is_escape_key(self, key: str) -> bool:
+        return key == self.escape_key
+
+    def leave(self) -> None:
+        """Stop typing into the guest: focus moves at once (not after a refresh), so
+        the very next key, even one from the same read, is no longer the guest's."""
+        target = self.leave_focus() if self.leave_focus is not None else None
+        self.screen.set_focus(target)
+        self.post_message(self.Leave(self))
+
     async def on_key(self, event: events.Key) -> None:
         key = event.key
-        if key == "ctrl+right_square_bracket":
+        if self.is_escape_key(key):
             event.stop()
             event.prevent_default()
-            self.post_message(self.Leave(self))
-            self.blur()
+            self.leave()
+            return
+        if not self.has_focus:
+            # Queued for us before the escape key moved focus away: not the guest's.
+            event.stop()
+            event.prevent_default()
+            self.app.post_message(events.Key(key, event.character))
             return
         if key in _LOCAL_SCROLL:
             event.stop()
@@ -679,9 +737,11 @@ class ConsoleView(ScrollView, can_focus=True):
         self.send(data)
 
     def on_focus(self, event: events.Focus) -> None:
+        self.add_class("-typing")
         self.refresh_cursor()
 
     def on_blur(self, event: events.Blur) -> None:
+        self.remove_class("-typing")
         self.refresh_cursor()
 
     def refresh_cursor(self) -> None:
@@ -757,17 +817,41 @@ class ConsoleView(ScrollView, can_focus=True):
         ]
         return "\n".join(lines).rstrip("\n")
 
-    def copy_text(self) -> str:
-        """Copy the selection, or else the lines in view, to the host clipboard
-        (Textual writes OSC 52: emutui speaks, never the guest)."""
+    def all_text(self) -> str:
+        """Scrollback and screen, trailing blanks and blank last lines removed;
+        soft-wrapped rows joined back into their lines."""
+        scr = self.terminal.screen
+        out: list[str] = []
+        cur = ""
+        for i in range(scr.line_count):
+            cells, _styles, wrapped = scr.line_cells(i)
+            text = cells if isinstance(cells, str) else "".join(cells)
+            if wrapped:
+                cur += text
+                continue
+            out.append((cur + text).rstrip())
+            cur = ""
+        if cur:
+            out.append(cur.rstrip())
+        return "\n".join(out).rstrip("\n")
+
+    def copy_text(self, everything: bool = False) -> str:
+        """Copy the selection, or else the lines in view (``everything``: the whole
+        scrollback), to the host clipboard; returns the text. Where it went is
+        ``emutui.tui.clipboard.copy_out``'s to say (OSC 52 written by emutui, never
+        the guest; under tmux also tmux's paste buffer)."""
+        from emutui.tui.clipboard import copy_out
+
         text = None
-        if self.text_selection is not None:
+        if everything:
+            text = self.all_text()
+        elif self.text_selection is not None:
             got = self.get_selection(self.text_selection)
             text = got[0] if got else None
-        if not text:
+        if not text and not everything:
             text = self.screen_text()
-        self.app.copy_to_clipboard(text)
-        return text
+        self.copied_to = copy_out(self.app, text or "")
+        return text or ""
 
     def action_copy(self) -> None:
         self.copy_text()

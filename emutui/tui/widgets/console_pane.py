@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Log, Static, TabbedContent, TabPane
+from textual.widget import Widget
+from textual.widgets import ContentSwitcher, Log, Static, TabbedContent, TabPane, Tabs
 
 from emutui.backends.base import SerialStream
 from emutui.core.errors import EmutuiError
 from emutui.core.instance import Instance
+from emutui.tui.console_settings import ConsoleSettings
 from emutui.tui.links import InstanceLink
 
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f]")
@@ -123,32 +126,63 @@ except ImportError:  # pragma: no cover - depends on what is merged
 ConsoleWidget = _View
 
 
+class InstanceConsoles(TabbedContent):
+    """One instance's consoles, one tab per serial channel; kept alive (and parsing)
+    while another instance is shown, so switching back shows it at once."""
+
+    def __init__(self, key: tuple[str, int], *, id: str) -> None:
+        super().__init__(id=id, classes="console-tabs")
+        self.key = key
+
+
 class ConsolePane(Vertical):
-    # These apply while the console is not focused (after Ctrl+]): inside it every
-    # key belongs to the guest. "/" searches the scrollback here, as in less.
+    # These apply while the console is not focused (after the escape key): inside it
+    # every key belongs to the guest. "/" searches the scrollback here, as in less.
     BINDINGS = [
-        Binding("enter", "enter_console", "Enter console"),
+        Binding("enter", "enter_console", "Type into console"),
         Binding("slash", "search", "Search", key_display="/"),
         Binding("n", "search_next", "Next match", show=False),
         Binding("N", "search_prev", "Previous match", show=False),
         Binding("c", "copy", "Copy"),
+        Binding("C", "copy_all", "Copy all", show=False),
         Binding("end", "live", "Live", show=False),
     ]
+    DEFAULT_CSS = """
+    ConsolePane #console-note { height: 1; }
+    ConsolePane.-typing #console-note { background: $accent; color: $text; text-style: bold; }
+    ConsolePane #console-stack { height: 1fr; }
+    ConsolePane .console-tabs { height: 1fr; }
+    ConsolePane .console-tabs TabPane { height: 1fr; padding: 0; }
+    ConsolePane .console-tabs TabPane > * { height: 1fr; }
+    ConsolePane ConsoleView { border-left: outer $panel; }
+    ConsolePane ConsoleView.-typing { border-left: outer $accent; }
+    """
 
     class Left(Message):
-        """The user left a console with Ctrl+]."""
+        """The user left a console with the escape key."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.link: InstanceLink | None = None
         self._shown: tuple[str, int] | None = None
+        self._cache: OrderedDict[tuple[str, int], InstanceConsoles] = OrderedDict()
+        self._serial = 0
+        self.builds = 0  # consoles built (a switch to a cached instance builds none)
+
+    @property
+    def settings(self) -> ConsoleSettings:
+        return getattr(self.app, "console_settings", None) or ConsoleSettings()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="console-note", classes="status-line")
-        yield TabbedContent(id="console-tabs")
+        yield ContentSwitcher(id="console-stack")
+
+    def _note(self, text: str) -> None:
+        self.query_one("#console-note", Static).update(text, layout=False)
 
     async def show(self, link: InstanceLink | None, force: bool = False) -> None:
-        """Tabs for ``link``'s serial channels; kept as they are if nothing changed."""
+        """Show ``link``'s consoles: the kept ones if they are still current, else new
+        ones (the least recently shown beyond ``[ui] console_cache`` are closed)."""
         # Consoles are built once the connector exists (or the instance is dead:
         # then they show the log only), not once before and again after connecting.
         if link is not None and link.conn is None and link.inst.alive():
@@ -158,41 +192,137 @@ class ConsolePane(Vertical):
             return
         self._shown = key
         self.link = link
-        tabs = self.query_one("#console-tabs", TabbedContent)
-        await tabs.clear_panes()
-        note = self.query_one("#console-note", Static)
+        stack = self.query_one("#console-stack", ContentSwitcher)
         if link is None:
-            note.update("no instance selected", layout=False)
+            stack.current = None
+            self._note("no instance selected")
             return
+        assert key is not None
         channels = (
             link.conn.serial_channels()
             if link.conn
             else (link.inst.handles.serial_channels() if link.inst.handles else [])
         )
         if not channels:
-            note.update(f"{escape(link.name)} has no serial channels", layout=False)
+            stack.current = None
+            self._note(f"{escape(link.name)} has no serial channels")
             return
+        entry = self._cache.get(key)
+        if entry is None or not entry.is_attached:
+            # Consoles of an older connection of this instance are stale.
+            for old in [k for k in self._cache if k[0] == link.name]:
+                await self._evict(old)
+            self._serial += 1
+            entry = InstanceConsoles(key, id=f"cons-{self._serial}")
+            entry.display = False
+            await stack.mount(entry)
+            st = self.settings
+            for ch in channels:
+                view = ConsoleWidget(
+                    link.inst,
+                    ch,
+                    link.conn,
+                    id=f"con-{_safe(link.name)}-{_safe(ch)}-{self._serial}",
+                    **(
+                        {
+                            "scrollback": st.scrollback,
+                            "escape_key": st.escape_key,
+                            "escape_display": st.escape_display,
+                        }
+                        if ConsoleWidget is not SerialLogView
+                        else {}
+                    ),
+                )
+                if hasattr(view, "leave_focus"):
+                    view.leave_focus = self.tabs_widget
+                await entry.add_pane(TabPane(ch, view, id=f"tab-{_safe(ch)}"))
+            self._cache[key] = entry
+            self.builds += 1
+        self._cache.move_to_end(key)
+        stack.current = entry.id
+        self._update_note()
+        while len(self._cache) > self.settings.cache_size:
+            oldest = next(iter(self._cache))
+            if oldest == key:
+                break
+            await self._evict(oldest)
+
+    async def _evict(self, key: tuple[str, int]) -> None:
+        entry = self._cache.pop(key, None)
+        if entry is not None and entry.is_attached:
+            await entry.remove()
+
+    def kept(self) -> list[str]:
+        """Names of the instances whose consoles are kept, least recent first."""
+        return [k[0] for k in self._cache]
+
+    def _update_note(self) -> None:
+        link = self.link
+        if link is None:
+            return
+        view = self.active_view()
+        typing = view is not None and view.has_focus
+        self.set_class(typing, "-typing")
+        ch = escape(getattr(view, "channel", ""))
+        esc = escape(getattr(view, "escape_display", "Ctrl+]"))
+        name = escape(link.name)
         if link.conn is None:
-            note.update(
-                f"[b]{escape(link.name)}[/]  log only: the instance is not connected", layout=False
-            )
+            self._note(f"[b]{name}[/]  log only: the instance is not connected")
+        elif typing:
+            self._note(f" TYPING ▸ {link.name}/{ch}: every key goes to the guest · {esc} leaves")
         else:
-            note.update(
-                f"[b]{escape(link.name)}[/]  Enter: type into the console  "
-                "[dim]Ctrl+] leaves it[/]",
-                layout=False,
+            self._note(
+                f"[b]{name}[/]/{ch}  [dim]Enter types into it · {esc} leaves · "
+                "←/→ channel · / search · c copy[/]"
             )
-        for ch in channels:
-            view = ConsoleWidget(link.inst, ch, link.conn, id=f"con-{_safe(link.name)}-{_safe(ch)}")
-            await tabs.add_pane(TabPane(ch, view, id=f"tab-{_safe(ch)}"))
+
+    def current_tabs(self) -> InstanceConsoles | None:
+        stack = self.query_one("#console-stack", ContentSwitcher)
+        if stack.current is None:
+            return None
+        try:
+            return stack.query_one(f"#{stack.current}", InstanceConsoles)
+        except Exception:
+            return None
+
+    def tabs_widget(self) -> Widget | None:
+        """The current instance's channel tabs (focus goes there on leaving a console)."""
+        tabs = self.current_tabs()
+        if tabs is None:
+            return None
+        try:
+            return tabs.query_one(Tabs)
+        except Exception:
+            return None
+
+    def focus_tabs(self) -> None:
+        target = self.tabs_widget()
+        if target is not None:
+            self.screen.set_focus(target)
 
     def active_view(self) -> Any:
-        tabs = self.query_one("#console-tabs", TabbedContent)
+        tabs = self.current_tabs()
+        if tabs is None:
+            return None
         pane = tabs.active_pane
         if pane is None:
             return None
         views = list(pane.query(ConsoleWidget))
         return views[0] if views else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # While typing, these keys are the guest's: keep them out of the footer.
+        return not isinstance(self.app.focused, ConsoleWidget)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        self._update_note()
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        self._update_note()
+
+    @on(TabbedContent.TabActivated)
+    def _tab(self, event: TabbedContent.TabActivated) -> None:
+        self._update_note()
 
     def action_search(self) -> None:
         view = self.active_view()
@@ -220,11 +350,32 @@ class ConsolePane(Vertical):
         if view is not None and hasattr(view, "search_next") and not view.search_next(False):
             self.notify("no later match", severity="warning")
 
-    def action_copy(self) -> None:
+    def _copy(self, everything: bool) -> None:
         view = self.active_view()
-        if view is not None and hasattr(view, "copy_text"):
-            text = view.copy_text()
-            self.notify(f"copied {len(text or '')} characters to the clipboard", markup=False)
+        if view is None or not hasattr(view, "copy_text"):
+            return
+        from emutui.tui.clipboard import describe
+
+        text = view.copy_text(everything=everything)
+        what = (
+            "the whole scrollback"
+            if everything
+            else "the selection"
+            if view.text_selection is not None
+            else "the lines in view"
+        )
+        self.notify(
+            f"copied {what}, {describe(text)}, {view.copied_to}"
+            + ("" if everything else ". C copies the whole scrollback"),
+            timeout=8,
+            markup=False,
+        )
+
+    def action_copy(self) -> None:
+        self._copy(False)
+
+    def action_copy_all(self) -> None:
+        self._copy(True)
 
     def action_live(self) -> None:
         view = self.active_view()
@@ -239,6 +390,7 @@ class ConsolePane(Vertical):
     @on(ConsoleWidget.Leave)
     def _leave(self, event: Message) -> None:
         event.stop()
+        self._update_note()
         self.post_message(self.Left())
 
 
