@@ -269,7 +269,7 @@ class ConsolePane(Vertical):
         if link.conn is None:
             self._note(f"[b]{name}[/]  log only: the instance is not connected")
         elif typing:
-            self._note(f" TYPING ▸ {link.name}/{ch}: every key goes to the guest · {esc} leaves")
+            self._note(f" TYPING ▸ {name}/{ch}: every key goes to the guest · {esc} leaves")
         else:
             self._note(
                 f"[b]{name}[/]/{ch}  [dim]Enter types into it · {esc} leaves · "
