@@ -103,6 +103,9 @@ async def stop_instance(registry: Registry, inst: Instance) -> None:
     """
     from emutui.core import proc, serialhub
 
+    if inst.host is not None:  # NAME@HOST: the host's emutui stops it and keeps its run
+        await make_connector(inst).stop()
+        return
     with inst.lock():
         # What is on disk now, not what the caller loaded earlier: a restarted hub
         # or a restarted emulator of the same name has other pids.

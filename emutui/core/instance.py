@@ -54,6 +54,11 @@ class Instance:
         return self.handles.pid if self.handles else None
 
     @property
+    def host(self) -> str | None:
+        """The lab host this instance lives on; None for this machine."""
+        return None
+
+    @property
     def is_daemon(self) -> bool:
         """An attached daemon (vrtd): we do not own its process."""
         return bool(self.handles and self.handles.options.get("attached"))

@@ -123,7 +123,9 @@ class InstanceLink:
                 except EmutuiError as e:
                     self.error = str(e)
                     state = (
-                        InstanceState.DISCONNECTED if self.inst.is_daemon else InstanceState.UNKNOWN
+                        InstanceState.DISCONNECTED
+                        if self.inst.is_daemon or self.inst.host
+                        else InstanceState.UNKNOWN
                     )
                     self._set(state, str(e))
                     await self._close(conn)

@@ -14,12 +14,15 @@ from emutui.tui.app import EmutuiApp
 from emutui.tui.widgets.console_pane import ConsolePane
 from tests.conftest import needs_qemu
 from tests.remote.conftest import Lab
+from tests.remote.sshd import Sshd
 from tests.tui.helpers import until, widget_text
 
 pytestmark = needs_qemu
 
 
-async def test_tui_shows_both_hosts_instances_and_their_consoles(lab: Lab, tmp_path: Path) -> None:
+async def test_tui_shows_both_hosts_instances_and_their_consoles(
+    lab: Lab, sshd: Sshd, tmp_path: Path
+) -> None:
     for h in ("lab1", "lab2"):
         r = subprocess.run(
             [sys.executable, "-m", "emutui", "--state-dir", str(lab.hosts[h]),
@@ -27,6 +30,8 @@ async def test_tui_shows_both_hosts_instances_and_their_consoles(lab: Lab, tmp_p
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert r.returncode == 0, r.stderr
+    with lab.config.open("a") as f:  # and a host that is down
+        f.write(sshd.host_toml("closed", lab.hosts["lab1"], None))
     cfg = parse_config(lab.config, validate=False)
     mirror = tmp_path / "mirror"
     mirror.mkdir(mode=0o700)
@@ -42,6 +47,15 @@ async def test_tui_shows_both_hosts_instances_and_their_consoles(lab: Lab, tmp_p
 
             await until(pilot, lambda: running("guest@lab1") and running("guest@lab2"),
                         timeout=40, what="both hosts' guests running")  # fmt: skip
+
+            # The host that is down is one row that says so, and says why.
+            def down() -> bool:
+                link = app.links.get("@closed")
+                return link is not None and link.status.state is InstanceState.DISCONNECTED
+
+            await until(pilot, down, timeout=40, what="the down host's row")
+            assert "refused" in app.links["@closed"].status.detail.lower()
+            app.main.select(app.links["guest@lab1"])
             await pilot.press("2")
             pane = app.screen.query_one(ConsolePane)
             await until(pilot, lambda: pane.active_view() is not None, what="console tab")

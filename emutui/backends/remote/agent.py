@@ -135,6 +135,7 @@ class Agent:
             row["state"] = st.state.value
             row["detail"] = st.detail
             row["uptime"] = inst.uptime()
+            row["serial"] = inst.handles.serial_channels() if inst.handles else []
             rows.append(row)
         return rows
 
@@ -310,6 +311,8 @@ async def serve_stdio(state_dir: str | None, config: str | None) -> int:
             t = asyncio.create_task(one(msg))
             tasks.add(t)
             t.add_done_callback(tasks.discard)
+        if tasks:  # stdin closed: answer what was asked before going
+            await asyncio.wait(tasks, timeout=30)
     finally:
         for t in tasks:
             t.cancel()

@@ -161,17 +161,14 @@ class RemoteInstance(Instance):
     """``NAME@HOST``: what the host's agent listed, with a local mirror for its logs."""
 
     hosts: RemoteHosts
-    host: RemoteHost
+    rhost: RemoteHost
     remote_name: str
     row: dict[str, Any]
 
     @classmethod
     def from_row(cls, hosts: RemoteHosts, host: RemoteHost, row: dict[str, Any]) -> RemoteInstance:
         rname = str(row.get("name", "?"))
-        chans = {
-            str(c): Channel(role="serial", kind="remote", log=None)
-            for c in row.get("channels") or []
-        }
+        chans = {str(c): Channel(role="serial", kind="remote") for c in row.get("serial") or []}
         pid = row.get("pid")
         h = Handles(
             name=rname,
@@ -185,7 +182,7 @@ class RemoteInstance(Instance):
         )
         digest = hashlib.sha256(f"{host.name}\0{rname}".encode()).hexdigest()[:16]
         inst = cls(name=f"{rname}@{host.name}", wd=hosts.mirror_root / digest, handles=h)
-        inst.hosts, inst.host, inst.remote_name, inst.row = hosts, host, rname, row
+        inst.hosts, inst.rhost, inst.remote_name, inst.row = hosts, host, rname, row
         return inst
 
     @classmethod
@@ -202,11 +199,15 @@ class RemoteInstance(Instance):
         return self.remote_name == ""
 
     @property
+    def host(self) -> str | None:
+        return self.rhost.name
+
+    @property
     def is_daemon(self) -> bool:
-        return True  # liveness is what the host says; we never signal its processes
+        return bool(self.row.get("attached"))
 
     def alive(self) -> bool:
-        return not self.is_placeholder and self.row.get("state") != "dead"
+        return self.is_placeholder or self.row.get("state") != "dead"
 
     def process_state(self) -> InstanceState:
         return InstanceState.UNKNOWN if self.alive() else InstanceState.DEAD
@@ -216,7 +217,7 @@ class RemoteInstance(Instance):
         return float(up) if isinstance(up, int | float) else None
 
     def summary(self) -> dict[str, Any]:
-        return super().summary() | {"name": self.name, "host": self.host.name,
+        return super().summary() | {"name": self.name, "host": self.rhost.name,
                                     "dir": str(self.row.get("dir", ""))}  # fmt: skip
 
     def mirror(self) -> Path:
@@ -235,7 +236,7 @@ class RemoteConnector(BaseConnector):
     def __init__(self, instance: RemoteInstance) -> None:
         super().__init__(instance)
         self.rinst = instance
-        self.host = instance.host
+        self.host = instance.rhost
         self.remote = instance.remote_name
         self.capabilities = frozenset()
         self.backend_name = instance.backend
