@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
 from emutui.commands import registry
 from emutui.config import Config
@@ -40,6 +41,12 @@ def add_parser(
     p.add_argument("backend", choices=["vrtd", "qemu"])
     p.add_argument("name")
     p.add_argument("--socket", help="the daemon's socket (default $VRTD_SOCKET, /run/vrtd.sock)")
+    p.add_argument(
+        "--vrtd-config",
+        metavar="FILE",
+        help="vrtd: the permission file the daemon was started with, named in "
+        "permission errors (emutui cannot ask the daemon; default /etc/vrt/vrtd.conf)",
+    )
     p.add_argument("--qmp", metavar="PATH|HOST:PORT", help="qemu: the QMP monitor socket")
     p.add_argument(
         "--serial",
@@ -74,8 +81,11 @@ async def attach_vrtd(
     simulated: bool = False,
     check: bool = True,
     target: str = "vrtd",
+    config: str | None = None,
 ) -> Instance:
     """Attach the vrtd daemon at ``socket_path`` as instance ``name``.
+
+    ``config`` is recorded as the daemon's permission file, for AUTH_ERROR messages.
 
     With ``check``, the daemon must answer GET_NUM_DEVICES first, so a typo in
     the path or a permission problem is reported now, not later; nothing is
@@ -102,7 +112,10 @@ async def attach_vrtd(
             f"detach or stop it first, or pick another name"
         )
     wd = reg.create(name)
-    make_handles(name, path, target=target, simulated=simulated).save(wd)
+    handles = make_handles(name, path, target=target, simulated=simulated)
+    if config:
+        handles.options["config"] = os.path.abspath(config)
+    handles.save(wd)
     return Instance.load(wd)
 
 
@@ -251,6 +264,7 @@ async def cmd_attach(args: argparse.Namespace) -> int:
         args.socket,
         simulated=args.simulated,
         check=not args.no_check,
+        config=args.vrtd_config,
     )
     if args.json:
         from emutui.cli import print_json
