@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from emutui.commands import registry
 from emutui.commands.props import confirm
@@ -40,11 +41,15 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
     q.set_defaults(handler=cmd_write)
 
 
+_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|[0-9]+", re.ASCII)
+
+
 def parse_int(text: str, what: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise RangeError(f"{what} {text!r} is not a number (decimal or 0x-prefixed hex)") from None
+    """Decimal digits or 0x-prefixed hex, ASCII only, as the help says: no 0b/0o,
+    no ``_`` separators, no other scripts' digits (which ``int(text, 0)`` would take)."""
+    if not _NUMBER.fullmatch(text.strip()):
+        raise RangeError(f"{what} {text!r} is not a number (decimal or 0x-prefixed hex)")
+    value = int(text.strip(), 16 if text.strip()[:2].lower() == "0x" else 10)
     if value < 0:
         raise RangeError(f"{what} must not be negative")
     return value

@@ -88,6 +88,8 @@ class Instance:
     def uptime(self) -> float | None:
         if self.handles is None or not self.alive():
             return None
+        if self.handles.created <= 0:
+            return None  # no creation time recorded: '-', not 55 years
         return max(0.0, time.time() - self.handles.created)
 
     def journal(self) -> Journal:

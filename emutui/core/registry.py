@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +10,7 @@ from pathlib import Path
 from emutui.core.errors import AlreadyExistsError, NotFoundError
 from emutui.core.handles import HANDLES_FILE
 from emutui.core.instance import Instance
+from emutui.core.lockfile import transient_lock
 from emutui.core.paths import check_name, ensure_private_dir, state_root
 
 
@@ -62,12 +61,8 @@ class Registry:
         """
         check_name(name)
         ensure_private_dir(self.root)
-        fd = os.open(self.root / f".{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with transient_lock(self.root / f".{name}.lock"):  # removed once released
             yield
-        finally:
-            os.close(fd)
 
     def remove(self, inst: Instance) -> None:
         for link in inst.wd.iterdir() if inst.wd.exists() else []:

@@ -74,8 +74,11 @@ class TargetConfig:
 
     def log_limits(self) -> tuple[int, int]:
         """(max bytes per log file, old generations kept) for serial logs and the journal."""
-        max_bytes = self.int_opt("log_max_bytes", DEFAULT_MAX_BYTES) or DEFAULT_MAX_BYTES
-        gens = self.int_opt("log_generations", DEFAULT_GENERATIONS) or DEFAULT_GENERATIONS
+        # 0 is an error like any other value below the minimum, never "the default".
+        max_bytes = self.int_opt("log_max_bytes", DEFAULT_MAX_BYTES)
+        gens = self.int_opt("log_generations", DEFAULT_GENERATIONS)
+        max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+        gens = DEFAULT_GENERATIONS if gens is None else gens
         if max_bytes < 4096:
             raise self.error("log_max_bytes", "at least 4096")
         if gens < 1:

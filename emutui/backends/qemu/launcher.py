@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,7 +33,7 @@ def validate(target: TargetConfig) -> None:
     target.path_opt("kernel")
     serial = target.list_opt("serial", ["com1"])
     for ch in serial:
-        if not ch.replace("-", "").replace("_", "").isalnum():
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", ch):  # ASCII only: no look-alikes
             raise target.error("serial", "channel names made of letters, digits, '-' or '_'")
     if len(set(serial)) != len(serial):
         raise target.error("serial", "distinct channel names")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -60,7 +61,7 @@ def validate(target: TargetConfig) -> None:
     target.path_opt("elf")
     target.path_opt("config")
     for u in target.list_opt("uarts"):
-        if not u.replace(".", "").replace("_", "").isalnum():
+        if not re.fullmatch(r"[A-Za-z0-9_.]+", u):  # ASCII only
             raise target.error("uarts", 'a list of peripheral names like "sysbus.uart0"')
     target.str_opt("machine")
     target.list_opt("commands")

@@ -87,6 +87,8 @@ def parse_offset(text: str, size: int) -> int:
     t = text.strip().lower().replace("_", "")
     if not t:
         raise ValueError("type an offset, e.g. 0x1000 or 4096")
+    if not t.isascii():  # int() would take other scripts' digits
+        raise ValueError(f"{text.strip()!r} is not a number (use 0x… for hex)")
     try:
         if t.startswith("0x"):
             value = int(t[2:], 16)
