@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from emutui.commands import registry
@@ -51,6 +50,19 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help='one JSON object per command: {"command", "return"} or {"command", "error"}',
     )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show the wire: each QMP message sent (->) and received (<-)",
+    )
+    p.add_argument(
+        "-l",
+        "--log",
+        metavar="FILE",
+        type=Path,
+        help="append the session to FILE: each input line and QMP message, as JSON lines",
+    )
     p.add_argument("--no-events", action="store_true", help="do not print live events")
     p.add_argument(
         "--no-history", action="store_true", help="do not read or write the history file"
@@ -58,44 +70,50 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_shell)
 
 
-@asynccontextmanager
-async def on_socket(address: str) -> AsyncIterator[Any]:
-    """A QEMU connector on a bare QMP socket (``PATH`` or ``HOST:PORT``)."""
-    from emutui.backends.qemu.connector import QemuConnector
-
-    conn = QemuConnector.for_socket(address)
-    try:
-        await conn.connect()
-        yield conn
-    finally:
-        await conn.close()
-
-
 async def cmd_shell(args: argparse.Namespace) -> int:
-    from emutui.control import connected
+    from emutui.control import dead_message, make_connector
+    from emutui.core.errors import InstanceDeadError
     from emutui.shell.modes import make_mode
+    from emutui.shell.wire import Wire
 
+    conn: Any
     if args.socket:
         if args.name:
             raise EmutuiError("shell: give an instance NAME or --socket, not both")
-        conn_cm = on_socket(args.socket)
+        from emutui.backends.qemu.connector import QemuConnector
+
+        # A QEMU connector on a bare QMP socket (PATH or HOST:PORT).
+        conn = QemuConnector.for_socket(args.socket)
         backend, label = "qemu", args.socket
     elif args.name:
         inst = registry(args).get(args.name)
-        conn_cm = connected(inst, aux=True)
+        if not inst.alive():
+            raise InstanceDeadError(dead_message(inst))
+        conn = make_connector(inst, aux=True)
         backend, label = inst.backend, inst.name
     else:
         raise EmutuiError("shell: give an instance NAME or --socket PATH|HOST:PORT")
     scripted = bool(args.commands) or not sys.stdin.isatty()
-    async with conn_cm as conn:
+    try:
+        wire = Wire(verbose=args.verbose, log=args.log) if args.verbose or args.log else None
+    except OSError as e:
+        raise EmutuiError(f"cannot open the log {args.log}: {e.strerror}") from None
+    if wire is not None:
+        wire.tap(conn)  # before connect: the greeting and negotiation are on the wire too
+    try:
+        await conn.connect()
         mode = make_mode(backend, conn)
         if scripted:
             from emutui.shell.script import run_lines
 
             lines = args.commands if args.commands else sys.stdin
-            return await run_lines(mode, lines, json_lines=args.json)
+            return await run_lines(mode, lines, json_lines=args.json, wire=wire)
         from emutui.shell.repl import Shell, history_path
 
         hist = None if args.no_history else history_path(backend)
-        shell = Shell(mode, conn, label, history=hist, events=not args.no_events)
+        shell = Shell(mode, conn, label, history=hist, events=not args.no_events, wire=wire)
         return await shell.interact()
+    finally:
+        await conn.close()
+        if wire is not None:
+            wire.close()

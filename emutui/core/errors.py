@@ -14,7 +14,12 @@ class EmutuiError(Exception):
 
     Its text is always one line of bounded length, whatever a peer put in it
     (qemu.qmp quotes raw bytes over several lines; a daemon may send kilobytes).
+    ``error_class`` / ``desc``: the peer's own error, when it has one (QMP's
+    ``{"class": "DeviceNotFound", "desc": …}``), for callers that pass it on.
     """
+
+    error_class: str | None = None
+    desc: str | None = None
 
     def __str__(self) -> str:
         from emutui.core.sanitize import display_line  # peer text: no escapes, no controls

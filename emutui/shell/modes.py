@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from emutui.backends.base import Connector
-from emutui.core.errors import EmutuiError, NotFoundError
+from emutui.core.errors import BackendError, EmutuiError, NotFoundError
 from emutui.shell.completion import CompletionEngine, MonitorCompleter, QmpCompleter
 from emutui.shell.schema import Schema
 from emutui.shell.syntax import ParsedCommand, ShellSyntaxError, is_incomplete, parse_line
@@ -98,9 +98,13 @@ class QmpMode:
         if cmd.kind == "meta":
             raise ShellSyntaxError(f"unknown shell command .{cmd.name} (try .help)")
         if cmd.kind == "hmp":
-            text = await self.conn.hmp(cmd.text)
+            text = str(await self.conn.hmp(cmd.text)).replace("\r\n", "\n")
             self.engine.invalidate()
-            return Result(str(text).replace("\r\n", "\n"), text=True)
+            if hmp_failed(text):
+                err = BackendError(f"HMP: {text.strip()}")
+                err.error_class, err.desc = "HMPError", text.strip()
+                raise err
+            return Result(text, text=True)
         try:
             value = await self.conn.execute(cmd.name, cmd.args or None)
         except NotFoundError as e:
@@ -143,6 +147,19 @@ class QmpMode:
         if c.features:
             lines.append(f"  features: {', '.join(c.features)}")
         return "\n".join(lines)
+
+
+_HMP_ERROR = re.compile(
+    r"^(unknown command: |Error: )|^Try \"help .*\" for more information$|\A[^\n]* not found\n?\Z",
+    re.M,
+)
+
+
+def hmp_failed(text: str) -> bool:
+    """HMP answers errors as text through a successful human-monitor-command:
+    ``unknown command: 'x'``, ``Error: …``, a parse error ending in ``Try "help x"
+    for more information``, or one line ``Device 'x' not found``."""
+    return bool(_HMP_ERROR.search(text))
 
 
 QMP_HELP = """\

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from emutui.core.errors import DisconnectedError, EmutuiError, InstanceDeadError
 from emutui.shell.modes import Mode, Result
+from emutui.shell.wire import Wire
 
 _HELP = (".help", ".h", ".?")
 
@@ -23,6 +24,7 @@ async def run_lines(
     out: TextIO | None = None,
     err: TextIO | None = None,
     json_lines: bool = False,
+    wire: Wire | None = None,
 ) -> int:
     """Run each command, printing JSON; errors go to stderr and make the status 1.
 
@@ -45,6 +47,8 @@ async def run_lines(
         line = full.strip()
         if not line or line.startswith("#"):
             continue
+        if wire is not None:
+            wire.note(line)
         try:
             if line.split()[0] in _HELP:
                 await mode.prepare(wait=True)  # help on a QMP command reads the schema
@@ -55,7 +59,7 @@ async def run_lines(
             rc = 1
             print(f"emutui: {one_line(line)}: {e}", file=err)
             if json_lines:
-                print(json.dumps({"command": line, "error": str(e)}), file=out)
+                print(json.dumps({"command": line, "error": error_object(e)}), file=out)
             out.flush()
             if isinstance(e, InstanceDeadError | DisconnectedError):
                 break
@@ -72,6 +76,11 @@ async def run_lines(
         print(f"emutui: unfinished transaction at end of input: {one_line(pending)}", file=err)
         rc = 1
     return rc
+
+
+def error_object(e: EmutuiError) -> dict[str, str]:
+    """QMP's own ``{"class", "desc"}`` when QEMU said no; otherwise ours, same shape."""
+    return {"class": e.error_class or type(e).__name__, "desc": e.desc or str(e)}
 
 
 def one_line(text: str, n: int = 60) -> str:

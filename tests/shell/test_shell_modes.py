@@ -118,7 +118,7 @@ async def test_vrtd_verbs_and_completion(card: Instance) -> None:
     assert rows[1]["return"]["bar"] == 0
     assert rows[2]["return"]["written"] == 4
     assert rows[3]["return"]["hex"] == "78563412"
-    assert "nosuch" in rows[4]["error"]
+    assert "nosuch" in rows[4]["error"]["desc"]
 
 
 def test_vrtd_cli_stdin(card: Instance) -> None:

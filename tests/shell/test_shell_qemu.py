@@ -220,8 +220,8 @@ def test_cli_stdin_json_lines(guest: Instance) -> None:
         "!info status",
     ]
     assert rows[0]["return"]["status"] == "running"
-    assert "has not been found" in rows[1]["error"]
-    assert "Abort action" in rows[2]["error"]
+    assert "has not been found" in rows[1]["error"]["desc"]
+    assert "Abort action" in rows[2]["error"]["desc"]
     assert {"name": "edu0", "type": "child<edu>"} in rows[3]["return"]
     assert rows[4]["return"].startswith("VM status")
     assert "emutui: nosuch: The command nosuch has not been found" in r.err

@@ -253,11 +253,15 @@ class QemuConnector(BaseConnector):
             raise NoAnswerError(self._no_answer(cmd, timeout)) from None
         except ExecuteError as e:
             desc = str(e)  # ExecuteError renders as QEMU's own "desc"
-            if e.error_class in ("DeviceNotFound",) or "not found" in desc:
-                raise NotFoundError(f"{cmd}: {desc}") from e
+            err: BackendError | NotFoundError
             if e.error_class == "CommandNotFound":
-                raise NotFoundError(f"{desc}") from e
-            raise BackendError(f"{cmd}: {desc}") from e
+                err = NotFoundError(f"{desc}")
+            elif e.error_class in ("DeviceNotFound",) or "not found" in desc:
+                err = NotFoundError(f"{cmd}: {desc}")
+            else:
+                err = BackendError(f"{cmd}: {desc}")
+            err.error_class, err.desc = e.error_class, desc  # QMP's own, for `shell --json`
+            raise err from e
         except (ExecInterruptedError, StateError, EOFError, ConnectionError) as e:
             raise self._gone_error() from e
         except QMPError as e:
