@@ -92,7 +92,7 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         print(f"{r.get('host') or '-':<10} {line}" if host_col else line)
         if r["state"] == "unreachable":
             print(f"    | {display_line(str(r['detail']))}")
-        if r["capture_gaps"]:
+        if r.get("capture_gaps"):
             print(f"    ! {r['capture_gaps']} serial capture gap(s): see 'emutui logs {name}'")
         if r["state"] == "dead":
             for line in r.get("log_tail") or []:
