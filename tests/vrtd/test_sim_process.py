@@ -518,3 +518,30 @@ async def test_bar_fd_cannot_be_resized(client: VrtdClient) -> None:
         assert os.fstat(fd).st_size == length
     finally:
         os.close(fd)
+
+
+async def test_bar_fd_is_a_dmabuf_where_udmabuf_exists(client: VrtdClient) -> None:
+    """Issue 14.3: with /dev/udmabuf the BAR fd is a dma-buf and libslash's SYNC
+    bracket succeeds; without it a memfd, and `sim vrtd --help` says so."""
+    import fcntl
+
+    from emutui.sim.vrtd import build_parser
+    from emutui.sim.vrtd.udmabuf import udmabuf_available
+
+    fd, length = await client.get_bar_fd(0, 0)
+    try:
+        link = os.readlink(f"/proc/self/fd/{fd}")
+        help_text = " ".join(build_parser().format_help().split())
+        if udmabuf_available():
+            assert "dmabuf" in link
+            fcntl.ioctl(fd, 0x40086200, struct.pack("<Q", 1))  # SYNC_START|READ: no ENOTTY
+            fcntl.ioctl(fd, 0x40086200, struct.pack("<Q", 5))
+            assert "dma-bufs (udmabuf over a memfd)" in help_text
+        else:
+            assert link.startswith("/memfd:")
+            assert "BAR descriptors are memfds: this machine has no /dev/udmabuf" in help_text
+            with pytest.raises(OSError) as ei:
+                fcntl.ioctl(fd, 0x40086200, struct.pack("<Q", 1))
+            assert ei.value.errno == 25  # ENOTTY, as libslash sees it
+    finally:
+        os.close(fd)
