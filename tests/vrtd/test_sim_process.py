@@ -528,7 +528,7 @@ async def test_bar_fd_is_a_dmabuf_where_udmabuf_exists(client: VrtdClient) -> No
     from emutui.sim.vrtd import build_parser
     from emutui.sim.vrtd.udmabuf import udmabuf_available
 
-    fd, length = await client.get_bar_fd(0, 0)
+    fd, _length = await client.get_bar_fd(0, 0)
     try:
         link = os.readlink(f"/proc/self/fd/{fd}")
         help_text = " ".join(build_parser().format_help().split())
