@@ -1,8 +1,9 @@
 """The real vrtd daemon, built from ``shared/peers/vrtd`` (SLASH dev + a test patch).
 
-``build_real_vrtd()`` runs the peer's ``build.sh`` into ``tests/_build/vrtd``
-(cached by the sources' hash, so only the first run compiles: about 15 s to
-80 s on 2 cores); ``./dev test`` runs the same step first. The peer directory
+``real_vrtd()`` runs the peer's ``build.sh`` into ``~/.cache/emutui-peers/vrtd``
+(``$EMUTUI_VRTD_BUILD``; cached by the sources' hash and shared by every
+checkout, so only the first run compiles: about 15 s to 80 s on 2 cores);
+``./dev test`` runs the same step first. The peer directory
 is ``$EMUTUI_VRTD_PEER``, else ``shared/peers/vrtd`` beside the repository (CI
 checks both out side by side). When it cannot be built here (no sources, no
 compiler and not root), the tests using it are skipped with one reason; with
@@ -11,6 +12,7 @@ compiler and not root), the tests using it are skipped with one reason; with
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -22,7 +24,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD_DIR = REPO / "tests" / "_build" / "vrtd"
+
+
+def build_dir() -> Path:
+    """One build per machine and user, shared by every checkout (as ./dev does)."""
+    env = os.environ.get("EMUTUI_VRTD_BUILD")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "emutui-peers" / "vrtd"
 
 
 def peer_dir() -> Path | None:
@@ -42,13 +52,17 @@ def _build() -> tuple[Path | None, str]:
     d = peer_dir()
     if d is None:
         return None, "no vrtd peer sources (set EMUTUI_VRTD_PEER to shared/peers/vrtd)"
+    out = build_dir()
     try:
-        r = subprocess.run(
-            ["bash", str(d / "build.sh"), str(BUILD_DIR)],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another checkout may be building it now
+            r = subprocess.run(
+                ["bash", str(d / "build.sh"), str(out)],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
     except (OSError, subprocess.TimeoutExpired) as e:
         return None, f"cannot build the real vrtd: {e}"
     lines = r.stdout.split()
