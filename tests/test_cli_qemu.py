@@ -38,6 +38,11 @@ def test_readme_session(config_file, state_dir):
     r = run_cli("mem", "read", "guest", "edu0.bar0", "4", "4", "--json")
     # edu's liveness register reads back the bitwise inverse: ~0x12345678 = 0xedcba987
     assert bytes.fromhex(json.loads(r.out)["hex"]) == (0xEDCBA987).to_bytes(4, "little")
+    # a 0x value is a number: the same word, not the bytes 12 34 56 78 in memory order
+    r = run_cli("mem", "write", "guest", "edu0.bar0", "4", "0x12345678", "--yes")
+    assert r.rc == 0, r.err
+    r = run_cli("mem", "read", "guest", "edu0.bar0", "4", "4", "--json")
+    assert bytes.fromhex(json.loads(r.out)["hex"]) == (0xEDCBA987).to_bytes(4, "little")
 
     r = run_cli("prop", "get", "guest", "/machine/peripheral/edu0", "type")
     assert r.rc == 0 and r.out.strip() == "edu"

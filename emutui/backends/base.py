@@ -207,6 +207,15 @@ class BaseConnector:
     async def write(self, region: str, offset: int, data: bytes) -> None:
         raise self._unsupported("write memory")
 
+    def write_refusal(self, region: MemoryRegion) -> str | None:
+        """Why ``region`` cannot be written here, in the words ``write`` would use; None
+        if it can. The TUI asks before offering an edit, so both say the same."""
+        if Capability.MEMORY_WRITE not in self.capabilities:
+            return f"{self.name}: the {self.backend_name} backend cannot write memory"
+        if not region.writable:
+            return f"{self.name}: {region.name} is read-only"
+        return None
+
     async def command(self, line: str) -> Any:
         raise self._unsupported("run monitor commands")
 

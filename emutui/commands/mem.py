@@ -8,6 +8,7 @@ import re
 from emutui.commands import registry
 from emutui.commands.props import confirm
 from emutui.core.errors import EmutuiError, RangeError
+from emutui.core.memvalue import WriteValue, parse_write_value
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 
@@ -28,15 +29,17 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
     q.set_defaults(handler=cmd_read)
     q = ps.add_parser(
         "write",
-        help="write HEXBYTES (in memory order) at OFFSET",
-        description="Bytes are in memory order: on a little-endian target 78563412 "
-        "writes the 32-bit value 0x12345678.",
+        help="write VALUE at OFFSET: 0x12345678 is a number, 78563412 is bytes",
+        description="A 0x-prefixed VALUE is a number, written as one word (the region's "
+        "access width, or as wide as its digits) in the target's byte order: 0x12345678 "
+        "reads back as 0x12345678. Plain hex digits are bytes in memory order: on a "
+        "little-endian target 78563412 writes the 32-bit value 0x12345678 too.",
         parents=[common],
     )
     q.add_argument("name")
     q.add_argument("region")
     q.add_argument("offset", type=str)
-    q.add_argument("hexbytes")
+    q.add_argument("hexbytes", metavar="VALUE")
     q.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     q.set_defaults(handler=cmd_write)
 
@@ -55,12 +58,17 @@ def parse_int(text: str, what: str) -> int:
     return value
 
 
-def parse_hex(text: str) -> bytes:
-    cleaned = text.replace(" ", "").replace(":", "").removeprefix("0x")
+def parse_value(text: str, width: int = 1, byte_order: str = "little") -> WriteValue:
+    """A write's VALUE: ``0x…`` a number (a word), plain hex digits bytes (memory order)."""
     try:
-        data = bytes.fromhex(cleaned)
-    except ValueError:
-        raise EmutuiError(f"{text!r} is not hex bytes (e.g. 78563412)") from None
+        return parse_write_value(text, width, byte_order)
+    except ValueError as e:
+        raise EmutuiError(str(e)) from None
+
+
+def parse_hex(text: str) -> bytes:
+    """The bytes of a VALUE for a byte-wide little-endian word (see parse_value)."""
+    data = parse_value(text).data
     if not data:
         raise EmutuiError("nothing to write")
     return data
@@ -127,13 +135,16 @@ async def cmd_write(args: argparse.Namespace) -> int:
     from emutui.control import connected
 
     offset = parse_int(args.offset, "offset")
-    data = parse_hex(args.hexbytes)
+    parse_hex(args.hexbytes)  # a typo is an error before anything is connected
     inst = registry(args).get(args.name)
-    if not args.yes and not confirm(
-        f"write {data.hex()} at {args.region}+0x{offset:x} on {inst.name}?"
-    ):
-        raise EmutuiError("not confirmed; nothing was written (use --yes to skip the question)")
     async with connected(inst) as conn:
+        region = await conn.find_region(args.region)
+        value = parse_value(args.hexbytes, region.access_width, region.byte_order)
+        data = value.data
+        if not args.yes and not confirm(
+            f"write {value.describe()} at {args.region}+0x{offset:x} on {inst.name}?"
+        ):
+            raise EmutuiError("not confirmed; nothing was written (use --yes to skip the question)")
         await conn.write(args.region, offset, data)
     print(f"{inst.name}: wrote {len(data)} bytes at {args.region}+0x{offset:x}")
     return 0

@@ -87,6 +87,9 @@ class MemoryRegion:
     writable: bool = False
     access_width: int = 1  # bytes per access the device accepts; MMIO is often 4
     description: str = ""
+    # How the target stores a word: every backend emutui drives today (x86, Cortex-M,
+    # PCIe BARs) is little-endian; a big-endian one sets "big".
+    byte_order: str = "little"
 
     def check(self, offset: int, length: int) -> None:
         from emutui.core.errors import RangeError

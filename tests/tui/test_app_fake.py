@@ -362,3 +362,76 @@ async def test_stop_moves_header_panes_and_keys_with_the_selection(
         await until(pilot, lambda: events.link is not None and events.link.name == sel)
         await pilot.press("p")
         await until(pilot, lambda: app.links[sel].status.state is InstanceState.PAUSED)
+
+
+async def test_memory_edit_number_is_a_word_bytes_stay_bytes(tmp_path: Path) -> None:
+    """`e` then 0x12345678 writes the number (reads back 0x12345678 in the word view);
+    plain hex digits are bytes in memory order; the dialog says which is which."""
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("5")
+        mem = app.screen.query_one(MemoryPane)
+        await until(pilot, lambda: len(mem.regions) == 2)
+        hv = app.screen.query_one(HexView)
+        await until(pilot, lambda: hv.mem_region is not None and hv.mem_region.name == "edu0.bar0")
+        hv.focus()
+        await hv.wait_loaded()
+        hv.goto(8)
+        await pilot.press("e")
+        assert isinstance(app.screen, PromptScreen)
+        title = str(app.screen.query_one(".dialog-text").render())
+        assert "number" in title and "32-bit little-endian word" in title and "bytes" in title
+        await pilot.press(*"0x12345678", "enter")
+        conn = app.fake_connectors["pc"]  # type: ignore[attr-defined]
+        await until(pilot, lambda: ("edu0.bar0", 8) in conn.written)
+        assert conn.written[("edu0.bar0", 8)] == bytes.fromhex("78563412")
+        await until(pilot, lambda: "12345678" in hv.row_text(0), what="word view")
+        await pilot.press("e", *"de ad be ef", "enter")
+        await until(pilot, lambda: conn.written[("edu0.bar0", 8)] == b"\xde\xad\xbe\xef")
+
+
+async def test_memory_edit_without_qtest_says_what_the_cli_says(tmp_path: Path) -> None:
+    """`e` where the backend cannot write: the connector's reason, one message."""
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        conn = app.fake_connectors["pc"]  # type: ignore[attr-defined]
+        reason = "pc: memory writes need qtest = true in target 'pc'"
+        conn.write_refusal = lambda region: reason  # type: ignore[method-assign]
+        await pilot.press("5")
+        mem = app.screen.query_one(MemoryPane)
+        await until(pilot, lambda: len(mem.regions) == 2)
+        hv = app.screen.query_one(HexView)
+        await until(pilot, lambda: hv.mem_region is not None)
+        hv.focus()
+        await pilot.press("e")
+        assert not isinstance(app.screen, PromptScreen)
+        msgs = [n.message for n in app._notifications]
+        assert msgs.count(reason) == 1 and not any("read-only" in m for m in msgs)
+
+
+async def test_region_picker_has_no_blank_entry_and_a_visible_focus(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("5")
+        mem = app.screen.query_one(MemoryPane)
+        await until(pilot, lambda: len(mem.regions) == 2)
+        sel = app.screen.query_one("#mem-region")
+        sel.focus()
+        await pilot.pause()
+        assert sel.query_one("SelectCurrent").styles.background.a > 0  # focus shows
+        await pilot.press("enter")
+        overlay = sel.query_one("SelectOverlay")
+        await until(pilot, lambda: overlay.option_count > 0)
+        prompts = [str(overlay.get_option_at_index(i).prompt) for i in range(overlay.option_count)]
+        assert prompts == ["edu0.bar0  1 MiB", "ram  128 MiB"]  # no blank "region" entry
+        hl = overlay.get_component_rich_style("option-list--option-highlighted")
+        assert hl.bgcolor is not None
+        bg = overlay.styles.background
+        assert (hl.bgcolor.triplet.red, hl.bgcolor.triplet.green, hl.bgcolor.triplet.blue) != (
+            bg.r,
+            bg.g,
+            bg.b,
+        )

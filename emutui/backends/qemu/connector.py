@@ -486,14 +486,20 @@ class QemuConnector(BaseConnector):
             raise ProtocolError(f"pmemsave returned {len(data)} bytes, expected {length}")
         return data
 
-    async def write(self, region: str, offset: int, data: bytes) -> None:
-        r = await self.find_region(region)
-        r.check(offset, len(data))
+    def write_refusal(self, region: MemoryRegion) -> str | None:
         if Capability.MEMORY_WRITE not in self.capabilities or self.qtest_path is None:
-            raise UnsupportedError(
+            return (
                 f"{self.name}: memory writes need qtest = true in target "
                 f"{self.handles.target!r} (QMP and HMP cannot write guest memory)"
             )
+        return None
+
+    async def write(self, region: str, offset: int, data: bytes) -> None:
+        r = await self.find_region(region)
+        r.check(offset, len(data))
+        refusal = self.write_refusal(r)
+        if refusal:
+            raise UnsupportedError(refusal)
         if r.access_width == 4 and (offset % 4 or len(data) % 4):
             raise RangeError(
                 f"{r.name}: MMIO writes must be whole 32-bit words at 4-byte aligned offsets"

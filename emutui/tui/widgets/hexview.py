@@ -525,6 +525,7 @@ class HexView(Widget, can_focus=True):
 
     def _hex_words(self, segs, data, off, cats, cursor, cursor_style, changed, changed_style, base):
         w = self.word_size
+        little = self.mem_region is None or self.mem_region.byte_order != "big"
         for i in range(0, len(data) - len(data) % w, w):
             word = data[i : i + w]
             o = off + i
@@ -534,8 +535,9 @@ class HexView(Widget, can_focus=True):
                 st = changed_style
             else:
                 st = cats[_NULL] if not any(word) else base
-            # little-endian: the register value as a driver reads it
-            segs.append(Segment("".join(_HEX[b] for b in reversed(word)), st))
+            # the register value as a driver reads it, in the target's byte order
+            shown = reversed(word) if little else word
+            segs.append(Segment("".join(_HEX[b] for b in shown), st))
             segs.append(Segment("  " if i + w == 8 else " ", base))
 
     def row_text(self, row: int) -> str:

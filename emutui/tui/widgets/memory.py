@@ -10,10 +10,28 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Select, Static
 
 from emutui.core.errors import EmutuiError
+from emutui.core.memvalue import WriteValue, parse_write_value
 from emutui.core.model import Capability, MemoryRegion
 from emutui.tui.links import InstanceLink
 from emutui.tui.screens.dialogs import PromptScreen
 from emutui.tui.widgets.hexview import FOLLOW_PERIOD, HexView, parse_offset
+
+
+def _write_refusal(link: InstanceLink, region: MemoryRegion) -> str | None:
+    """Why ``region`` cannot be written, in the connector's own words (the CLI's)."""
+    ask = getattr(link.conn, "write_refusal", None)
+    if ask is not None:
+        return ask(region)  # type: ignore[no-any-return]
+    if not region.writable or Capability.MEMORY_WRITE not in link.capabilities:
+        return f"{region.name} is read-only for this backend"
+    return None
+
+
+def _set_options(sel: Select[str], options: list[tuple[str, str]]) -> None:
+    """Regions to pick from, with no blank entry once there is something to pick (a
+    blank one only emptied the hex view); blank only while there is nothing."""
+    sel._allow_blank = not options  # Textual keeps the flag private; nothing else sets it
+    sel.set_options(options)
 
 
 def _size(n: int) -> str:
@@ -66,7 +84,7 @@ class MemoryPane(Vertical):
         self.link = link
         self.regions = []
         self.hex.set_region(None, None)
-        self.query_one("#mem-region", Select).set_options([])
+        _set_options(self.query_one("#mem-region", Select), [])
         self._status("")
         if link is not None and link.conn is not None:
             self.load_regions()
@@ -88,7 +106,7 @@ class MemoryPane(Vertical):
             return
         self.regions = regions
         sel = self.query_one("#mem-region", Select)
-        sel.set_options([(f"{r.name}  {_size(r.size)}", r.name) for r in regions])
+        _set_options(sel, [(f"{r.name}  {_size(r.size)}", r.name) for r in regions])
         if regions:
             sel.value = regions[0].name
         else:
@@ -197,17 +215,21 @@ class MemoryPane(Vertical):
         region = hv.mem_region
         if region is None or link is None:
             return
-        if not region.writable or Capability.MEMORY_WRITE not in link.capabilities:
-            self.app.notify(
-                f"{region.name} is read-only for this backend", severity="warning", markup=False
-            )
+        refusal = _write_refusal(link, region)
+        if refusal:
+            # the connector's own words, the same the CLI prints (e.g. qtest = true)
+            self.app.notify(refusal, severity="warning", markup=False)
             return
         w = max(region.access_width, 1)
         offset = hv.cursor - hv.cursor % w
+        view_w = max(hv.word_size, w)
+
+        def parse(text: str) -> WriteValue:
+            return parse_write_value(text, view_w, region.byte_order)
 
         def check(text: str) -> str | None:
             try:
-                data = parse_hex_bytes(text)
+                data = parse(text).data
             except ValueError as e:
                 return str(e)
             if len(data) % w:
@@ -218,12 +240,15 @@ class MemoryPane(Vertical):
 
         def done(text: str | None) -> None:
             if text is not None:
-                self._write(region.name, offset, parse_hex_bytes(text))
+                self._write(region.name, offset, parse(text).data)
 
+        order = region.byte_order
         self.app.push_screen(
             PromptScreen(
-                f"Write bytes at {region.name}+0x{offset:x} (hex, in memory order)",
-                placeholder="de ad be ef",
+                f"Write at {region.name}+0x{offset:x}: 0x12345678 is a number "
+                f"(a {view_w * 8}-bit {order}-endian word), de ad be ef are bytes "
+                "(memory order)",
+                placeholder=f"0x{'12345678'[: view_w * 2]:0>{view_w * 2}}  or  de ad be ef",
                 validate=check,
             ),
             done,
