@@ -27,7 +27,7 @@ class WriteValue:
         """What will be written, in words a person checks before saying yes."""
         if not self.words:
             return f"{len(self.data)} bytes in memory order: {self.data.hex(' ')}"
-        order = "little" if self.byte_order == "little" else "big"
+        order: Literal["little", "big"] = "big" if self.byte_order == "big" else "little"
         nums = ", ".join(
             f"0x{int.from_bytes(self.data[i : i + self.width], order):0{self.width * 2}x}"
             for i in range(0, len(self.data), self.width)

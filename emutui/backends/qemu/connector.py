@@ -498,8 +498,8 @@ class QemuConnector(BaseConnector):
         r = await self.find_region(region)
         r.check(offset, len(data))
         refusal = self.write_refusal(r)
-        if refusal:
-            raise UnsupportedError(refusal)
+        if refusal or self.qtest_path is None:
+            raise UnsupportedError(refusal or f"{self.name}: no qtest channel")
         if r.access_width == 4 and (offset % 4 or len(data) % 4):
             raise RangeError(
                 f"{r.name}: MMIO writes must be whole 32-bit words at 4-byte aligned offsets"
