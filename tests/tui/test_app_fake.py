@@ -435,3 +435,65 @@ async def test_region_picker_has_no_blank_entry_and_a_visible_focus(tmp_path: Pa
             bg.g,
             bg.b,
         )
+
+
+async def test_props_hex_search_and_jump_completion(tmp_path: Path) -> None:
+    """Numbers in hex (d: decimal), `/` searches the tree (not the Events tab), `g`
+    completes paths, and the help's own example path exists."""
+    from emutui.tui.screens.help import HELP
+
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("4")
+        props = app.screen.query_one(PropsPane)
+        worker = props.jump("/machine/peripheral/edu0.addr")
+        await worker.wait()
+        node = worker.result
+        assert node is not None and node.data.prop.name == "addr"
+        await until(pilot, lambda: node.data.has_value)
+        assert "addr  int32 = 0x10" in str(node.label)
+        detail = str(app.screen.query_one("#prop-detail").render())
+        assert "0x10" in detail and "(16)" in detail
+        await pilot.press("d")
+        assert "= 16" in str(node.label)
+        await pilot.press("d")
+        # `/` searches the tree; the Events tab stays hidden
+        tabs = app.screen.query_one("#panes", TabbedContent)
+        app.screen.query_one("#prop-tree").focus()
+        await pilot.press("slash")
+        assert tabs.active == "props"
+        await pilot.press(*"dma_mask")
+        tree = app.screen.query_one("#prop-tree")
+        await until(
+            pilot,
+            lambda: (
+                tree.cursor_node is not None
+                and tree.cursor_node.data.prop is not None
+                and tree.cursor_node.data.prop.name == "dma_mask"
+            ),
+            what="search hit",
+        )
+        await pilot.press("escape")
+        # g: the help's example path, and completion of a partial one
+        assert "`/machine/peripheral/edu0.addr`" in HELP
+        assert await props.complete_path("/machine/peri") == ["/machine/peripheral/"]
+        assert await props.complete_path("/machine/peripheral/edu0.dm") == [
+            "/machine/peripheral/edu0.dma_mask"
+        ]
+        await pilot.press("g")
+        assert isinstance(app.screen, PromptScreen)
+        inp = app.screen.query_one("#prompt-input")
+        await pilot.press("ctrl+a", "ctrl+k", *"/machine/peripheral/ed")
+        await until(pilot, lambda: inp._suggestion == "/machine/peripheral/edu0/")
+        await pilot.press("right", *".ty")
+        await until(pilot, lambda: inp._suggestion == "/machine/peripheral/edu0/.type")
+        await pilot.press("right", "enter")
+        await until(
+            pilot,
+            lambda: (
+                tree.cursor_node is not None
+                and tree.cursor_node.data.prop is not None
+                and tree.cursor_node.data.prop.name == "type"
+            ),
+        )

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.suggester import Suggester
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -56,17 +57,24 @@ class PromptScreen(ModalScreen[str | None]):
         value: str = "",
         placeholder: str = "",
         validate: Callable[[str], str | None] | None = None,
+        suggester: Suggester | None = None,
     ) -> None:
         super().__init__()
         self.title_text = title
         self.value = value
         self.placeholder = placeholder
         self.validate = validate
+        self.suggester = suggester
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-text")
-            yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input")
+            yield Input(
+                value=self.value,
+                placeholder=self.placeholder,
+                id="prompt-input",
+                suggester=self.suggester,
+            )
             yield Static("", id="prompt-error", classes="dialog-error")
 
     @on(Input.Submitted)

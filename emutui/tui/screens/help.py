@@ -37,7 +37,9 @@ scroll back even while typing.
 `/` filter, `:` command (`Up`/`Down` history, `Right` accepts a completion).
 
 **Properties**: `Enter` opens a node, `e` edits a value (asks first), `r` refreshes,
-`g` jumps to a path such as `/machine/peripheral/edu0.vendor-id`.
+`g` jumps to a path such as `/machine/peripheral/edu0.addr` (`Right` completes),
+`/` searches the loaded tree (`n`/`N` next/previous match), `d` switches numbers
+between hex and decimal.
 
 **Memory**: pick a region; `PgUp`/`PgDn`, arrows or `hjkl` move, `g` goes to an offset
 (`0x1000`, `4096`), `w` cycles 1/2/4/8-byte words, `f` follows this region (re-reads twice a

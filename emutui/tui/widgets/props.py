@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,8 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Static, Tree
+from textual.suggester import Suggester
+from textual.widgets import Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from emutui.core.errors import EmutuiError
@@ -48,8 +50,32 @@ class Item:
         return f"{self.path}.{self.prop.name}" if self.prop else self.path
 
 
-def compact(value: Any, width: int = MAX_VALUE_WIDTH) -> str:
-    text = json.dumps(value, separators=(",", ":"), default=str)
+def _number(value: int, hex_: bool) -> str:
+    if not hex_:
+        return str(value)
+    return f"-0x{-value:x}" if value < 0 else f"0x{value:x}"
+
+
+def format_value(value: Any, hex_: bool = True) -> str:
+    """A property value, compact; integers in hex (addresses, ids, masks, registers are
+    read in hex here) or in decimal. Booleans and strings stay as they are."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        return _number(value, hex_)
+    if isinstance(value, list):
+        return "[" + ",".join(format_value(v, hex_) for v in value) + "]"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ",".join(f"{json.dumps(str(k))}:{format_value(v, hex_)}" for k, v in value.items())
+            + "}"
+        )
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def compact(value: Any, width: int = MAX_VALUE_WIDTH, hex_: bool = True) -> str:
+    text = format_value(value, hex_)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -66,9 +92,14 @@ class PropTree(Tree[Item]):
 
 class PropsPane(Vertical):
     BINDINGS = [
+        Binding("slash", "search", "Search", key_display="/"),
+        Binding("n", "search_next(1)", "Next", show=False),
+        Binding("N", "search_next(-1)", "Prev", show=False),
         Binding("e", "edit", "Edit"),
         Binding("r", "refresh", "Refresh"),
         Binding("g", "jump", "Jump"),
+        Binding("d", "toggle_hex", "Dec/Hex"),
+        Binding("escape", "close_search", "Close", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -76,8 +107,15 @@ class PropsPane(Vertical):
         self.link: InstanceLink | None = None
         self._sem = asyncio.Semaphore(VALUE_CONCURRENCY)
         self._loads: dict[str, asyncio.Future[None]] = {}
+        self.hex_mode = True  # integers in hex; `d` shows them in decimal
+        self.search_text = ""
 
     def compose(self) -> ComposeResult:
+        yield Input(
+            placeholder="search the loaded tree: names, paths, values (Enter: next, Esc closes)",
+            id="prop-search",
+            classes="hidden",
+        )
         tree: PropTree = PropTree("/", data=Item("/"), id="prop-tree")
         tree.show_root = True
         tree.guide_depth = 2
@@ -175,13 +213,12 @@ class PropsPane(Vertical):
         if self.ptree.cursor_node is node:
             self._show_detail(node)
 
-    @staticmethod
-    def _leaf_label(item: Item) -> Text:
+    def _leaf_label(self, item: Item) -> Text:
         assert item.prop is not None
         label = Text.assemble((item.prop.name, ""), ("  " + _short_type(item.prop.type), "dim"))
         if item.has_value:
             label.append(" = ")
-            label.append(compact(item.value), "bold")
+            label.append(compact(item.value, hex_=self.hex_mode), "bold")
         elif item.unreadable:
             label.append("  ‹unreadable›", "dim italic")
         else:
@@ -205,7 +242,10 @@ class PropsPane(Vertical):
         if item.prop.writable:
             t.append("  writable", "green")
         if item.has_value:
-            t.append("\n" + compact(item.value, 400))
+            t.append("\n" + compact(item.value, 400, self.hex_mode))
+            if isinstance(item.value, int) and not isinstance(item.value, bool):
+                other = _number(item.value, not self.hex_mode)
+                t.append(f"  ({other})", "dim")
         elif item.unreadable:
             t.append(f"\nunreadable: {item.unreadable}", "dim")
         if item.prop.description:
@@ -227,14 +267,137 @@ class PropsPane(Vertical):
         node.expand()
         self._load(node)
 
+    def action_toggle_hex(self) -> None:
+        self.hex_mode = not self.hex_mode
+        for node in self._walk(self.ptree.root):
+            if node.data is not None and node.data.prop is not None:
+                node.set_label(self._leaf_label(node.data))
+        if self.ptree.cursor_node is not None:
+            self._show_detail(self.ptree.cursor_node)
+        self.app.notify("numbers in " + ("hex" if self.hex_mode else "decimal"))
+
+    # -- search (over what is loaded) -------------------------------------------------------
+
+    @staticmethod
+    def _walk(node: TreeNode[Item]) -> list[TreeNode[Item]]:
+        out: list[TreeNode[Item]] = []
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            out.append(n)
+            stack.extend(reversed(n.children))
+        return out
+
+    def _node_text(self, node: TreeNode[Item]) -> str:
+        item = node.data
+        if item is None:
+            return ""
+        if item.prop is None:
+            return item.path
+        value = compact(item.value, 400, self.hex_mode) if item.has_value else ""
+        return f"{item.full} {item.prop.type} {value}"
+
+    def action_search(self) -> None:
+        box = self.query_one("#prop-search", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    def action_close_search(self) -> None:
+        box = self.query_one("#prop-search", Input)
+        box.add_class("hidden")
+        self.ptree.focus()
+
+    @on(Input.Changed, "#prop-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.search_text = event.value.strip()
+        if self.search_text:
+            self.search(self.search_text, 0)
+
+    @on(Input.Submitted, "#prop-search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.search_text = event.value.strip()
+        if not self.search_text:
+            self.action_close_search()
+            return
+        self.search(self.search_text, 1)
+
+    def action_search_next(self, step: int) -> None:
+        if not self.search_text:
+            self.action_search()
+            return
+        self.search(self.search_text, step)
+
+    def search(self, text: str, step: int) -> TreeNode[Item] | None:
+        """Move to the next (step 1), previous (-1) or first-from-here (0) loaded node
+        whose path, name, type or value contains ``text`` (any case)."""
+        tree = self.ptree
+        nodes = [n for n in self._walk(tree.root) if n.data is not None]
+        needle = text.lower()
+        hits = [i for i, n in enumerate(nodes) if needle in self._node_text(n).lower()]
+        status = self.query_one("#prop-detail", Static)
+        if not hits:
+            status.update(
+                Text(f"no {text!r} in the {len(nodes)} loaded nodes (open more, or g to a path)")
+            )
+            return None
+        cur = tree.cursor_node
+        at = next((i for i, n in enumerate(nodes) if n is cur), -1)
+        if step >= 0:
+            after = [i for i in hits if i > at or (step == 0 and i == at)]
+            idx, wrapped = (after[0], False) if after else (hits[0], at >= 0)
+        else:
+            before = [i for i in hits if i < at]
+            idx, wrapped = (before[-1], False) if before else (hits[-1], True)
+        node = nodes[idx]
+        parent = node.parent
+        while parent is not None:
+            parent.expand()
+            parent = parent.parent
+        self.call_after_refresh(self._move_to, node)
+        if wrapped:
+            self.app.notify("search wrapped around", timeout=2)
+        return node
+
+    def _move_to(self, node: TreeNode[Item]) -> None:
+        tree = self.ptree
+        tree.move_cursor(node)
+        tree.scroll_to_node(node, animate=False)
+
+    # -- jump ----------------------------------------------------------------------------
+
     def action_jump(self) -> None:
         def done(path: str | None) -> None:
             if path:
                 self.jump(path)
 
         self.app.push_screen(
-            PromptScreen("Jump to path", "/machine/peripheral/", placeholder="/machine/…"), done
+            PromptScreen(
+                "Jump to path (Right accepts a completion)",
+                "/machine/peripheral/",
+                placeholder="/machine/…",
+                suggester=PathSuggester(self),
+            ),
+            done,
         )
+
+    async def complete_path(self, value: str) -> list[str]:
+        """Completions for a partial path: child objects after ``/``, properties after ``.``."""
+        link = self.link
+        if link is None or link.conn is None or not value.startswith("/"):
+            return []
+        obj, dot, prop = value.partition(".")
+        if dot:
+            owner = obj.rstrip("/") or "/"  # "/a/b/.x" after a completed "/a/b/"
+            names = [p.name for p in await link.require().list_props(owner) if not p.has_children]
+            return [f"{obj}.{n}" for n in sorted(names) if n.startswith(prop)]
+        parent, _, partial = obj.rpartition("/")
+        nodes = await link.require().list_props(parent or "/")
+        out = []
+        for p in sorted(nodes, key=lambda p: p.name):
+            if p.has_children and p.name.startswith(partial):
+                out.append(f"{parent}/{p.name}/")
+        return out
 
     @work(group="props-jump", exclusive=True, exit_on_error=False)
     async def jump(self, path: str) -> TreeNode[Item] | None:
@@ -293,7 +456,7 @@ class PropsPane(Vertical):
         if Capability.PROPERTY_WRITE not in link.capabilities or not item.prop.writable:
             self.app.notify(f"{item.full} is not writable", severity="warning", markup=False)
             return
-        current = json.dumps(item.value) if item.has_value else ""
+        current = format_value(item.value, self.hex_mode) if item.has_value else ""
 
         def check(text: str) -> str | None:
             return None if text.strip() else 'type a value (JSON: 5, true, "text")'
@@ -309,7 +472,7 @@ class PropsPane(Vertical):
 
             self.app.push_screen(
                 ConfirmScreen(
-                    f"Set {item.full} ({item.prop.type}) to {json.dumps(value)}?\n"  # type: ignore[union-attr]
+                    f"Set {item.full} ({item.prop.type}) to {format_value(value, self.hex_mode)}?\n"  # type: ignore[union-attr]
                     "Some devices do not survive a change at run time.",
                     yes="Set",
                 ),
@@ -334,11 +497,29 @@ class PropsPane(Vertical):
         await self._fetch_value(node)
 
 
+class PathSuggester(Suggester):
+    """Completes the jump prompt from the backend's tree (one list per level, cached)."""
+
+    def __init__(self, pane: PropsPane) -> None:
+        super().__init__(use_cache=True, case_sensitive=True)
+        self.pane = pane
+
+    async def get_suggestion(self, value: str) -> str | None:
+        try:
+            cands = await asyncio.wait_for(self.pane.complete_path(value), 2.0)
+        except Exception:  # completion must never break typing
+            return None
+        return next((c for c in cands if c.startswith(value) and c != value), None)
+
+
 def _short_type(t: str) -> str:
     return t if len(t) <= 40 else t[:39] + "…"
 
 
 def _parse_value(text: str) -> Any:
+    t = text.strip()
+    if re.fullmatch(r"-?0[xX][0-9a-fA-F]+", t):
+        return int(t, 16)  # numbers are shown in hex, so they can be typed in hex
     try:
         return json.loads(text)
     except ValueError:
