@@ -370,3 +370,15 @@ def test_per_device_out_of_range_is_auth_error(tmp_path: Path) -> None:
     # per-device model: an unknown index fails authorization, not NOEXIST
     assert ret_of(mod.handle(req(3, b"\x09\0\0\0\0"), c))[0] == AUTH_ERROR
     mod.close()
+
+
+def test_seed_generation_bad_index_is_noexist() -> None:
+    """The seed daemon had no per-device check: a bad index reached NOEXIST."""
+    mod = VrtdModel(SimOptions(generation=0, bar_size=1 << 20))
+    c = mod.new_client(0, 0, 1, [0])
+    assert ret_of(mod.handle(req(3, b"\x09\0\0\0\0"), c))[0] == NOEXIST
+    mod.close()
+    mod = VrtdModel(SimOptions(generation=2, bar_size=1 << 20))
+    c = mod.new_client(0, 0, 1, [0])
+    assert ret_of(mod.handle(req(3, b"\x09\0\0\0\0"), c))[0] == AUTH_ERROR
+    mod.close()

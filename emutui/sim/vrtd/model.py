@@ -414,7 +414,11 @@ class VrtdModel:
         that names no device is denied (AUTH_ERROR, not NOEXIST: auth.c:302)."""
         card = self._dev(dev)
         if card is None:
-            return False
+            # the seed daemon's rule (query, device=any, bar-access=full) names no
+            # device, so a bad index got through to NOEXIST there
+            return self.options.generation == 0 and not role.per_device and (
+                role.allow_all or role.device_may(key, "any")
+            )
         return role.device_may(key, card.pci_bdf)
 
     def _query_then_size(self, op: Opcode, req: _Req, role: Effective) -> int | None:
