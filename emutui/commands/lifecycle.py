@@ -62,6 +62,7 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         if not inst.wd.exists():
             row["dir"] = None  # configured, not attached yet: nothing on disk
         row["capture_gaps"] = count_gaps(inst.wd)
+        row["tcp"] = tcp_listeners(inst)
         if st.state.value == "dead":
             row["log_tail"] = dead_tail(inst)
         rows.append(row)
@@ -94,6 +95,9 @@ async def cmd_ls(args: argparse.Namespace) -> int:
             print(f"    | {display_line(str(r['detail']))}")
         if r.get("capture_gaps"):
             print(f"    ! {r['capture_gaps']} serial capture gap(s): see 'emutui logs {name}'")
+        if r.get("tcp"):
+            where = display_line(", ".join(r["tcp"]))
+            print(f"    ! tcp: {where}: any local user can connect (no private socket)")
         if r["state"] == "dead":
             for line in r.get("log_tail") or []:
                 print(f"    | {display_line(line)}")
@@ -126,6 +130,21 @@ def _configured_daemons(cfg: Any, known: set[str], reg: Any) -> list[Any]:
         if target.backend != "vrtd" or name in known:
             continue
         out.append(Instance(name=name, wd=reg.root / name, handles=handles_for(target, name)))
+    return out
+
+
+def tcp_listeners(inst: Any) -> list[str]:
+    """The instance's TCP endpoints (a real Renode's robot port and socket terminals):
+    unlike a 0600 unix socket, every local user can connect to them."""
+    h = inst.handles
+    if h is None:
+        return []
+    out = []
+    for name, ch in sorted(h.channels.items()):
+        if ch.kind == "tcp" and ch.port:
+            out.append(f"{name} {ch.host or '127.0.0.1'}:{ch.port}")
+        elif (ch.upstream or "").startswith("tcp:"):
+            out.append(f"{name} {ch.upstream[4:]}")
     return out
 
 

@@ -137,11 +137,10 @@ def listening_tcp(pid: int) -> list[tuple[str, int]]:
     return found
 
 
-def test_renode_listeners_bind_loopback_only(board):  # noqa: F811
-    listeners = listening_tcp(board.pid)
-    assert listeners, "the stand-in should listen on its robot port and UART terminals"
-    for addr, port in listeners:
-        assert addr in ("127.0.0.1", "::1"), (addr, port)
+def test_renode_standin_listens_on_no_tcp_port(board):  # noqa: F811
+    # robot and UARTs on 0600 unix sockets (issue 10 finding 5); a real Renode's TCP
+    # listeners: tests/faults/test_renode_private.py
+    assert listening_tcp(board.pid) == []
 
 
 @needs_qemu

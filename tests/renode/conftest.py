@@ -57,10 +57,42 @@ def renode_config(renode_config_file: Path) -> Config:
     return parse_config(renode_config_file)
 
 
+def renode_like_binary(tmp: Path) -> Path:
+    """The stand-in under the name ``renode``: emutui takes it for a real Renode (TCP
+    robot port and TCP socket terminals), as on a machine where Renode is installed."""
+    d = tmp / "renode-like"
+    d.mkdir(exist_ok=True)
+    wrapper = d / "renode"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m emutui.sim.renode "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+@pytest.fixture
+def renode_like_config(tmp_path: Path) -> Config:
+    """Like ``renode_config``, through the real-Renode (TCP) path."""
+    p = tmp_path / "emutui-renode-like.toml"
+    p.write_text(
+        RENODE_CONFIG.format(binary=renode_like_binary(tmp_path), platform=demo_platform())
+    )
+    return parse_config(p)
+
+
 @pytest.fixture
 async def board(renode_config: Config, registry: Registry) -> AsyncIterator[Instance]:
     """A running stand-in machine, its UART banner already in the serial log."""
     inst = await start_target(renode_config, registry, "board", None, False)
+    await wait_for_file_text(inst.serial_log("uart0"), b"stand-in firmware")
+    yield inst
+    await stop_instance(registry, inst)
+
+
+@pytest.fixture
+async def renode_like_board(
+    renode_like_config: Config, registry: Registry
+) -> AsyncIterator[Instance]:
+    """``board`` through the real-Renode path: TCP robot port, TCP socket terminals."""
+    inst = await start_target(renode_like_config, registry, "board", None, False)
     await wait_for_file_text(inst.serial_log("uart0"), b"stand-in firmware")
     yield inst
     await stop_instance(registry, inst)

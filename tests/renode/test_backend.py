@@ -44,15 +44,15 @@ async def test_launch_records_handles(board: Instance) -> None:
     h = board.handles
     assert h is not None and h.backend == "renode" and h.simulated
     assert board.alive()
-    # The pid is Renode's own (from --pid-file) and the port came from robot_port.
+    # The pid is Renode's own (from --pid-file). The stand-in serves robot and its
+    # UARTs on private unix sockets (a real Renode's TCP path: tests/faults/
+    # test_renode_private.py).
     assert int((board.wd / "renode.pid").read_text()) == h.pid
-    port_file = board.wd / "tmp" / f"renode-{h.pid}" / "robot_port"
-    assert port_file.read_text() == str(h.channels["robot"].port)
+    assert h.channels["robot"].kind == "unix" and h.channels["robot"].path
     assert h.serial_channels() == ["uart0", "uart1"]
-    # UARTs: Renode's socket terminal on loopback, held by the serial hub.
     assert h.channels["uart0"].kind == "unix"
-    assert (h.channels["uart0"].upstream or "").startswith("tcp:127.0.0.1:")
-    assert "--robot-server-port" in h.command and "0" in h.command
+    assert (h.channels["uart0"].upstream or "").endswith(".renode.sock")
+    assert "--robot-server-socket" in h.command
     assert "stand-in" in (board.wd / "serial-uart0.log").read_text()
 
 
@@ -268,7 +268,7 @@ async def test_dead_renode_gives_clear_errors(board: Instance, registry: Registr
 
 
 async def test_socket_terminal_port_in_use_is_retried(
-    renode_config: Config, registry: Registry, monkeypatch: pytest.MonkeyPatch
+    renode_like_config: Config, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import socket
 
@@ -279,7 +279,7 @@ async def test_socket_terminal_port_in_use_is_retried(
     real = launcher.free_port
     monkeypatch.setattr(launcher, "free_port", lambda: ports.pop() if ports else real())
     try:
-        inst = await start_target(renode_config, registry, "board", "retry", paused=False)
+        inst = await start_target(renode_like_config, registry, "board", "retry", paused=False)
         assert inst.handles is not None
         upstream = inst.handles.channels["uart0"].upstream or ""
         assert upstream.startswith("tcp:127.0.0.1:")

@@ -366,10 +366,11 @@ def test_standin_telnet_monitor(tmp_path: Path, standin: Path) -> None:
         p.wait(30)
 
 
-def test_standin_uart_and_log_keywords(board: object) -> None:
+def test_standin_uart_and_log_keywords(renode_like_board: object) -> None:
     """The Robot keywords renode-test uses, with Renode's named-argument syntax."""
     from emutui.core.instance import Instance
 
+    board = renode_like_board
     assert isinstance(board, Instance) and board.handles is not None
     port = board.handles.channels["robot"].port
     rk = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/").run_keyword

@@ -100,9 +100,12 @@ class RenodeConnector(BaseConnector):
         if h is None:
             raise InstanceDeadError(f"{self.name}: no handles ({instance.error})")
         robot = h.channels.get("robot")
-        if robot is None or robot.port is None:
+        unix = robot.path if robot is not None and robot.kind == "unix" else None
+        if robot is None or (robot.port is None and unix is None):
             raise BackendError(f"{self.name}: handles.json has no robot channel")
-        self.client = RobotClient(robot.host or "127.0.0.1", robot.port, label=self.name)
+        self.client = RobotClient(
+            robot.host or "127.0.0.1", robot.port or 0, label=self.name, path=unix
+        )
         self._peripherals: list[monitor.Peripheral] | None = None
         self._closed = False
 
@@ -188,6 +191,7 @@ class RenodeConnector(BaseConnector):
             h.pid,
             h.pid_start,
             int(pgid) if isinstance(pgid, int) else None,
+            path=robot.path if robot is not None and robot.kind == "unix" else None,
         )
         # The hub ends by itself when Renode closes its terminals; make sure.
         await asyncio.to_thread(serialhub.stop_helpers, h)

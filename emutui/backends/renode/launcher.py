@@ -151,6 +151,30 @@ async def wait_for_port(
         await asyncio.sleep(0.05)
 
 
+def is_standin(binary: str) -> bool:
+    """emutui's Renode stand-in (``renode-standin``), which also speaks unix sockets."""
+    return Path(binary).name == "renode-standin"
+
+
+async def wait_for_robot_socket(
+    wd: Path, child: subprocess.Popen[bytes], path: Path, timeout: float
+) -> int:
+    """The stand-in's pid (from --pid-file) once its robot unix socket exists."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = read_pid(wd)
+        if pid and path.is_socket():
+            return pid
+        rc = child.poll()
+        if rc is not None and (pid is None or not proc.exists(pid)):
+            raise BackendError(
+                f"Renode exited (status {rc}) before its robot socket was up{_output_tail(wd)}"
+            )
+        if time.monotonic() > deadline:
+            raise BackendError(f"Renode did not open {path} within {timeout:g}s{_output_tail(wd)}")
+        await asyncio.sleep(0.02)
+
+
 async def _checked(client: RobotClient, command: str) -> str:
     try:
         return await client.execute(command)
@@ -184,7 +208,7 @@ def monitor_path(path: Path) -> str:
 
 
 async def build_machine(
-    client: RobotClient, target: TargetConfig, wd: Path, name: str
+    client: RobotClient, target: TargetConfig, wd: Path, name: str, unix: bool = False
 ) -> dict[str, Channel]:
     """The machine, its UART terminals and firmware, not yet started."""
     await _checked(client, f"logFile {monitor_path(wd / LOG_FILE)} true")
@@ -208,6 +232,19 @@ async def build_machine(
             path = wd / f"pty-{ch}"
             await _checked(client, f'emulation CreateUartPtyTerminal "{ch}" "{path}" true')
             channels[ch] = Channel(role="serial", kind="pty", path=str(path), log=str(log))
+        elif unix:
+            # The stand-in: a unix socket terminal (0600, in the instance dir or its
+            # private short dir), so no other user can take the UART (Renode's own
+            # socket terminals are TCP only).
+            upath = socket_path(wd, f"serial-{ch}.renode.sock")
+            await _checked(client, f'emulation CreateUnixSocketTerminal "{upath}" "{ch}"')
+            channels[ch] = Channel(
+                role="serial",
+                kind="unix",
+                path=str(socket_path(wd, f"serial-{ch}.sock")),
+                log=str(log),
+                upstream=str(upath),
+            )
         else:
             # A socket terminal serves one client: the serial hub, which logs
             # with rotation and fans out to any number of emutui clients.
@@ -245,6 +282,9 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
             monitor_path(p)
     tmp = wd / "tmp"
     tmp.mkdir(mode=0o700, exist_ok=True)
+    # emutui's stand-in serves robot on a unix socket (0600) that only this user can
+    # reach; a real Renode has only a TCP robot port, which every local user can.
+    robot_sock = socket_path(wd, "robot.sock") if is_standin(binary) else None
     cmd = [
         binary,
         "--disable-gui",
@@ -252,9 +292,11 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
         "--hide-log",
         "--pid-file",
         str(wd / PID_FILE),
-        "--robot-server-port",
-        "0",
     ]
+    if robot_sock is not None:
+        cmd += ["--robot-server-socket", str(robot_sock)]
+    else:
+        cmd += ["--robot-server-port", "0"]
     config = target.path_opt("config")
     if config is not None:
         cmd += ["--config", str(config)]
@@ -264,10 +306,16 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
     pid: int | None = None
     handles: Handles | None = None
     try:
-        pid, port = await wait_for_port(wd, child, timeout)
-        client = RobotClient("127.0.0.1", port, label=name)
+        if robot_sock is not None:
+            pid = await wait_for_robot_socket(wd, child, robot_sock, timeout)
+            client = RobotClient("127.0.0.1", 0, label=name, path=str(robot_sock))
+            robot = Channel(role="robot", kind="unix", path=str(robot_sock))
+        else:
+            pid, port = await wait_for_port(wd, child, timeout)
+            client = RobotClient("127.0.0.1", port, label=name)
+            robot = Channel(role="robot", kind="tcp", host="127.0.0.1", port=port)
         version = monitor.clean(await client.execute("version"))  # the first call: retried once
-        channels = await build_machine(client, target, wd, name)
+        channels = await build_machine(client, target, wd, name, unix=robot_sock is not None)
         simulated = target.bool_opt("simulated", default=False) or STANDIN_MARK in version
         handles = Handles(
             name=name,
@@ -277,7 +325,7 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
             pid_start=proc.start_time(pid),
             command=cmd,
             channels={
-                "robot": Channel(role="robot", kind="tcp", host="127.0.0.1", port=port),
+                "robot": robot,
                 **channels,
             },
             simulated=simulated,
@@ -314,7 +362,12 @@ async def _kill(child: subprocess.Popen[bytes], pid: int | None) -> None:
 
 
 async def shutdown(
-    host: str, port: int | None, pid: int, pid_start: int | None, pgid: int | None
+    host: str,
+    port: int | None,
+    pid: int,
+    pid_start: int | None,
+    pgid: int | None,
+    path: str | None = None,
 ) -> None:
     """``stop_remote_server``, then SIGINT, SIGTERM, SIGKILL; returns when Renode is gone."""
 
@@ -329,9 +382,9 @@ async def shutdown(
 
     if not proc.is_alive(pid, pid_start):
         return
-    if port is not None and not proc.is_stopped(pid):  # a stopped process cannot answer
+    if (port is not None or path) and not proc.is_stopped(pid):  # stopped: cannot answer
         try:
-            await RobotClient(host, port, timeout=3.0).call("stop_remote_server")
+            await RobotClient(host, port or 0, timeout=3.0, path=path).call("stop_remote_server")
         except EmutuiError:
             pass  # it may close the connection as it goes; the signals below are the fallback
         if await gone(5.0):

@@ -59,9 +59,19 @@ def clean_error(error: str) -> str:
 
 
 class RobotClient:
-    def __init__(self, host: str, port: int, timeout: float = 30.0, label: str = "renode") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout: float = 30.0,
+        label: str = "renode",
+        path: str | None = None,
+    ) -> None:
+        """A robot port at ``host:port`` (Renode's TCP), or at the unix socket ``path``
+        (emutui's Renode stand-in, which other users cannot reach); same HTTP either way."""
         self.host = host
         self.port = port
+        self.path = path
         self.timeout = timeout
         self.label = label
         self._lock: asyncio.Lock | None = None
@@ -121,10 +131,17 @@ class RobotClient:
             f"User-Agent: emutui\r\nContent-Type: text/xml\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         ).encode() + body
-        where = f"{self.label} robot port {self.host}:{self.port}"
+        where = (
+            f"{self.label} robot socket {self.path}"
+            if self.path
+            else f"{self.label} robot port {self.host}:{self.port}"
+        )
         try:
             async with asyncio.timeout(timeout or self.timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                if self.path:
+                    reader, writer = await asyncio.open_unix_connection(self.path)
+                else:
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
                 try:
                     writer.write(request)
                     await writer.drain()
@@ -140,7 +157,12 @@ class RobotClient:
                 f"{where}: no answer to {method} within {timeout or self.timeout:g}s "
                 f"(Renode serves one call at a time; is a blocking keyword running?)"
             ) from e
-        except (ConnectionRefusedError, ConnectionResetError, BrokenPipeError) as e:
+        except (
+            ConnectionRefusedError,
+            ConnectionResetError,
+            BrokenPipeError,
+            FileNotFoundError,
+        ) as e:
             raise DisconnectedError(f"{where}: {e.strerror or e} (is Renode running?)") from e
         except OSError as e:
             raise DisconnectedError(f"{where}: {e.strerror or e}") from e

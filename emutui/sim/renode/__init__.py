@@ -99,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     # Renode's options (renode-infrastructure/src/UI/Options.cs), spelled as Renode spells them.
     p = argparse.ArgumentParser(prog="renode", description="Renode stand-in (emutui)")
     p.add_argument("--robot-server-port", type=int, default=-1)
+    # Not a Renode option: the stand-in's robot port on a private unix socket instead.
+    p.add_argument("--robot-server-socket")
     p.add_argument("--disable-gui", "--disable-xwt", action="store_true", dest="disable_gui")
     p.add_argument("--hide-monitor", action="store_true")
     p.add_argument("--hide-log", action="store_true")
@@ -245,7 +247,18 @@ def main(argv: list[str] | None = None) -> int:
             _, errors = monitor.execute(f"include @{args.file}")
             for err in errors:
                 eprint(err)
-        if args.robot_server_port >= 0:
+        if args.robot_server_socket:
+            try:
+                robot = RobotServer(em, monitor, 0, path=args.robot_server_socket)
+            except OSError as e:
+                eprint(str(e))
+                return 1
+            log.log(
+                "INFO",
+                "",
+                f"Robot Framework remote server is listening on {args.robot_server_socket}",
+            )
+        elif args.robot_server_port >= 0:
             try:
                 robot = RobotServer(em, monitor, args.robot_server_port)
             except OSError as e:

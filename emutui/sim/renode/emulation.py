@@ -473,7 +473,13 @@ class SocketTerminal:
     """``emulation CreateServerSocketTerminal``: one client at a time; bytes queue until then."""
 
     def __init__(
-        self, emulation: Emulation, name: str, port: int, telnet: bool, flush_on_connect: bool
+        self,
+        emulation: Emulation,
+        name: str,
+        port: int,
+        telnet: bool,
+        flush_on_connect: bool,
+        path: str | None = None,
     ) -> None:
         self.emulation = emulation
         self.name = name
@@ -483,12 +489,23 @@ class SocketTerminal:
         self.queue = bytearray()
         self.client: socket.socket | None = None
         self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Real Renode binds 0.0.0.0; the stand-in keeps to loopback (nothing else needs it).
-        self.sock.bind(("127.0.0.1", port))
+        self.path = path
+        if path is not None:
+            # The stand-in's own extension (CreateUnixSocketTerminal): a 0600 unix
+            # socket, so only the owner (emutui's serial hub) can take the UART.
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            if os.path.exists(path) or os.path.islink(path):
+                os.unlink(path)
+            self.sock.bind(path)
+            os.chmod(path, 0o600)
+            self.port = 0
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # Real Renode binds 0.0.0.0; the stand-in keeps to loopback.
+            self.sock.bind(("127.0.0.1", port))
+            self.port = self.sock.getsockname()[1]
         self.sock.listen(1)
-        self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True, name=f"term-{name}").start()
 
     def _accept(self) -> None:
@@ -545,6 +562,11 @@ class SocketTerminal:
             self.sock.close()
         except OSError:
             pass
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
         with self.lock:
             if self.client is not None:
                 try:

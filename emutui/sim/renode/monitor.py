@@ -477,6 +477,21 @@ class Monitor:
                     f"'0.0.0.0:{port}' socket:[{kind}] {e.strerror}"
                 ) from None
             self.em.externals[name] = term
+        elif method == "CreateUnixSocketTerminal":
+            # Not in Renode: the stand-in's private UART socket (see SocketTerminal).
+            if len(rest) < 2:
+                raise MonitorError(f"Bad parameters for command {cmd}")
+            path = self._path(rest[0])
+            name = unquote(rest[1])
+            self._check_external(name)
+            try:
+                term = SocketTerminal(self.em, name, 0, False, False, path=str(path))
+            except OSError as e:
+                raise MonitorError(
+                    f"There was an error executing command '{cmd}': Unable to create "
+                    f"'{path}' socket: {e.strerror}"
+                ) from None
+            self.em.externals[name] = term
         elif method == "CreateUartPtyTerminal":
             if len(rest) < 2:
                 raise MonitorError(f"Bad parameters for command {cmd}")

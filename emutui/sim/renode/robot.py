@@ -8,14 +8,21 @@ plus newline and prefixed with the exception type.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import socketserver
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 from xmlrpc.client import Fault
-from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
+from xmlrpc.server import (
+    SimpleXMLRPCDispatcher,
+    SimpleXMLRPCRequestHandler,
+    SimpleXMLRPCServer,
+)
 
 from emutui.sim.renode.emulation import LEVELS, PL011, Emulation
 from emutui.sim.renode.monitor import Monitor
@@ -44,8 +51,30 @@ class _Quiet(SimpleXMLRPCRequestHandler):
         return None
 
 
+class _QuietUnix(_Quiet):
+    disable_nagle_algorithm = False  # TCP_NODELAY: not on a unix socket
+
+    def address_string(self) -> str:
+        return "unix"
+
+
+class UnixXMLRPCServer(socketserver.UnixStreamServer, SimpleXMLRPCDispatcher):
+    """The robot port on a unix socket (0600): a stand-in extension, not a Renode option
+    (``--robot-server-socket PATH``), so that no other local user can drive the board."""
+
+    def __init__(self, path: str) -> None:
+        SimpleXMLRPCDispatcher.__init__(self, allow_none=False, encoding=None)
+        self.logRequests = False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        socketserver.UnixStreamServer.__init__(self, path, _QuietUnix)
+        os.chmod(path, 0o600)
+
+
 class RobotServer:
-    def __init__(self, emulation: Emulation, monitor: Monitor, port: int) -> None:
+    def __init__(
+        self, emulation: Emulation, monitor: Monitor, port: int, path: str | None = None
+    ) -> None:
         self.em = emulation
         self.monitor = monitor
         self.stopping = False
@@ -55,8 +84,14 @@ class RobotServer:
         self.default_tester: int | None = None
         self.log_tester: float | None = None
         self.log_pos = 0
-        self.server = self._bind(port)
-        self.port: int = self.server.server_address[1]
+        self.server: SimpleXMLRPCServer | UnixXMLRPCServer
+        if path is not None:
+            self.server = UnixXMLRPCServer(path)
+            self.server.timeout = 0.2
+            self.port = 0
+        else:
+            self.server = self._bind(port)
+            self.port = self.server.server_address[1]
         self.server.register_function(self.get_keyword_names, "get_keyword_names")
         self.server.register_function(cast(Any, self.run_keyword), "run_keyword")
         self.server.register_function(self.stop_remote_server, "stop_remote_server")
