@@ -264,6 +264,7 @@ class ConsoleView(ScrollView, can_focus=True):
         self._hl_style: RichStyle | None = None
         self._match: tuple[int, int, int] | None = None  # (line, start, end) of the last search hit
         self._query = ""
+        self.search_wrapped = False  # the last search went round the end (the pane says so)
         self.skipped_bytes = 0
         self.copied_to = ""  # where the last copy went, in words
         self.paints = 0
@@ -770,8 +771,10 @@ class ConsoleView(ScrollView, can_focus=True):
         start = None if text != self._query or self._match is None else self._match[0]
         self._query = text
         hit = self.terminal.screen.find(text, start, backwards=backwards)
+        self.search_wrapped = False
         if hit is None and start is not None:
             hit = self.terminal.screen.find(text, None, backwards=backwards)  # wrap around
+            self.search_wrapped = hit is not None  # the pane says so
         if hit is None:
             self._match = None
             self.refresh()

@@ -344,11 +344,15 @@ class ConsolePane(Vertical):
         view = self.active_view()
         if view is not None and hasattr(view, "search_next") and not view.search_next():
             self.notify("no earlier match", severity="warning")
+        elif getattr(view, "search_wrapped", False):
+            self.notify("search wrapped: from the oldest back to the newest match", timeout=3)
 
     def action_search_prev(self) -> None:
         view = self.active_view()
         if view is not None and hasattr(view, "search_next") and not view.search_next(False):
             self.notify("no later match", severity="warning")
+        elif getattr(view, "search_wrapped", False):
+            self.notify("search wrapped: from the newest back to the oldest match", timeout=3)
 
     def _copy(self, everything: bool) -> None:
         view = self.active_view()
