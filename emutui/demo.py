@@ -1,4 +1,5 @@
-"""``emutui demo``: a ready-made lab in a temporary state dir, and its teardown.
+"""``emutui demo``: a ready-made lab in a temporary state dir (or the one given with
+``--state-dir`` / ``$EMUTUI_STATE_DIR``), and its teardown.
 
 Two QEMU guests booted from the bundled test guest (a ``pc`` with edu and
 qtest, and a ``q35``), plus the simulated V80 card (vrtd simulator, attached)
@@ -58,6 +59,8 @@ class DemoLab:
     config_path: Path
     config: Config | None = None
     notes: list[str] = field(default_factory=list)
+    started: set[str] = field(default_factory=set)  # what the demo started, all it stops
+    own_state_dir: bool = True  # a temporary state dir of its own (else the user's)
 
     @property
     def registry(self) -> Registry:
@@ -72,7 +75,9 @@ class DemoLab:
         from emutui.control import stop_instance
 
         reg = self.registry
-        insts = reg.instances()
+        # In a state dir of its own, everything there is the demo's; in the user's,
+        # only what it started.
+        insts = [i for i in reg.instances() if self.own_state_dir or i.name in self.started]
         results = await asyncio.gather(
             *(stop_instance(reg, i) for i in insts), return_exceptions=True
         )
@@ -103,8 +108,28 @@ def _has(module: str) -> bool:
         return False
 
 
-async def create_lab(progress: bool = True) -> DemoLab:
-    """Start the demo lab; never raises for a missing piece (it becomes a note)."""
+MARKER = ".emutui-demo"  # in a temporary lab's root: `emutui stop` removes an emptied one
+
+
+def remove_if_empty_lab(state_dir: Path) -> bool:
+    """After a stop: a kept demo's temporary lab whose instances are all gone is
+    removed, so nothing of the demo stays behind in /tmp. Returns whether it was."""
+    root = state_dir.parent
+    if not (root / MARKER).is_file() or state_dir.name != "state":
+        return False
+    if state_dir.is_dir() and any(not p.name.startswith(".") for p in state_dir.iterdir()):
+        return False
+    shutil.rmtree(root, ignore_errors=True)
+    return True
+
+
+async def create_lab(progress: bool = True, state_dir: Path | None = None) -> DemoLab:
+    """Start the demo lab; never raises for a missing piece (it becomes a note).
+
+    ``state_dir``: the instances go there (its ``.demo`` subdirectory holds the lab's
+    config), and teardown stops only what the demo started; without it, a temporary
+    lab of its own under /tmp, removed by teardown (or by the last ``emutui stop``).
+    """
 
     def say(msg: str) -> None:
         if progress:
@@ -114,9 +139,20 @@ async def create_lab(progress: bool = True) -> DemoLab:
                 pass
 
     # Short path: unix socket paths must fit in 107 bytes.
-    root = Path(tempfile.mkdtemp(prefix="emutui-demo-", dir="/tmp"))
-    lab = DemoLab(root=root, state_dir=root / "state", config_path=root / "emutui.toml")
-    lab.state_dir.mkdir(mode=0o700)
+    if state_dir is not None:
+        from emutui.core.paths import ensure_private_dir
+
+        state_dir = Path(state_dir).expanduser().absolute()
+        ensure_private_dir(state_dir)
+        root = state_dir / ".demo"  # a dot dir: never taken for an instance
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(mode=0o700)
+        lab = DemoLab(root, state_dir, root / "emutui.toml", own_state_dir=False)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="emutui-demo-", dir="/tmp"))
+        lab = DemoLab(root=root, state_dir=root / "state", config_path=root / "emutui.toml")
+        lab.state_dir.mkdir(mode=0o700)
+        (root / MARKER).write_text("emutui demo lab\n")
     toml = ""
     qemu = shutil.which(QEMU)
     if qemu is None:
@@ -146,6 +182,7 @@ async def create_lab(progress: bool = True) -> DemoLab:
         say(f"starting {name}…")
         try:
             await start_target(lab.config, reg, name, None, False)  # type: ignore[arg-type]
+            lab.started.add(name)
         except EmutuiError as e:
             lab.notes.append(f"{name}: {e}")
 
@@ -167,5 +204,6 @@ async def _start_vrtd(lab: DemoLab, say: object) -> None:
         from emutui.commands.attach import start_simulated_card
 
         await start_simulated_card(lab.registry, "v80", target="v80-sim")
+        lab.started.add("v80")
     except (EmutuiError, ImportError, OSError) as e:
         lab.notes.append(f"v80: {e}")

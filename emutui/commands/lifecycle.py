@@ -198,6 +198,9 @@ async def cmd_stop(args: argparse.Namespace) -> int:
         except EmutuiError as e:
             failures += 1
             print(f"emutui: {inst.name}: {e}")
+    from emutui.demo import remove_if_empty_lab
+
+    remove_if_empty_lab(reg.root)  # a kept demo's /tmp lab goes with its last instance
     return 1 if failures else 0
 
 

@@ -110,7 +110,7 @@ async def cmd_shell(args: argparse.Namespace) -> int:
             return await run_lines(mode, lines, json_lines=args.json, wire=wire)
         from emutui.shell.repl import Shell, history_path
 
-        hist = None if args.no_history else history_path(backend)
+        hist = None if args.no_history else history_path(backend, args.state_dir)
         shell = Shell(mode, conn, label, history=hist, events=not args.no_events, wire=wire)
         return await shell.interact()
     finally:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from emutui.commands import config as load_cfg
@@ -82,7 +84,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
     theme, mouse = _ui_options(args, {})
     resolve_theme(theme)
-    lab = asyncio.run(create_lab())
+    # --state-dir / $EMUTUI_STATE_DIR as for every command; else a lab of its own
+    where = getattr(args, "state_dir", None) or os.environ.get("EMUTUI_STATE_DIR") or None
+    lab = asyncio.run(create_lab(state_dir=Path(where) if where else None))
     for note in lab.notes:
         _say(f"emutui demo: {note}")
     try:
@@ -92,6 +96,11 @@ def run_demo(args: argparse.Namespace) -> int:
             theme=theme,
             lab_label=lab.label(),
             on_hangup=None if args.keep else lab.teardown,
+            quit_question=None
+            if args.keep
+            else "Quit the demo? The demo lab's instances ("
+            + (", ".join(sorted(lab.started)) or "none")
+            + ") are stopped. (emutui demo --keep leaves them running.)",
         )
         app.run(mouse=mouse)
     finally:

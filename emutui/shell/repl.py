@@ -59,11 +59,16 @@ STYLE = Style.from_dict(
 # -- history -------------------------------------------------------------------------------
 
 
-def history_path(backend: str) -> Path | None:
-    """``$EMUTUI_SHELL_HISTORY`` (empty: none), else the XDG state dir, one file per backend."""
+def history_path(backend: str, state_dir: str | None = None) -> Path | None:
+    """``$EMUTUI_SHELL_HISTORY`` (empty: none); else, when the state dir is chosen
+    (``--state-dir`` or ``$EMUTUI_STATE_DIR``), a dot file in it, so a lab's history
+    stays with the lab; else the XDG state dir. One file per backend."""
     env = os.environ.get("EMUTUI_SHELL_HISTORY")
     if env is not None:
         return Path(env).expanduser() if env else None
+    chosen = state_dir or os.environ.get("EMUTUI_STATE_DIR")
+    if chosen:
+        return Path(chosen).expanduser().absolute() / f".shell_history_{backend}"
     from platformdirs import user_state_path
 
     return user_state_path("emutui") / f"shell_history_{backend}"

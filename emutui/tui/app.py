@@ -77,6 +77,7 @@ class EmutuiApp(App[None]):
         lab_label: str = "",
         rescan: bool = True,
         on_hangup: Callable[[], Awaitable[None]] | None = None,
+        quit_question: str | None = None,
     ) -> None:
         super().__init__()
         self.registry = registry
@@ -90,6 +91,7 @@ class EmutuiApp(App[None]):
         self.links: dict[str, InstanceLink] = {}
         self.stopping: set[str] = set()  # being stopped: a rescan must not bring them back
         self.on_hangup = on_hangup
+        self.quit_question = quit_question  # asked before q (the demo: q stops the lab)
         self.emutui_theme = resolve_theme(theme)
         self.register_theme(HIGH_CONTRAST)
         self.theme = BASE_THEME[self.emutui_theme]
@@ -333,6 +335,19 @@ class EmutuiApp(App[None]):
             )
 
     async def action_quit(self) -> None:
+        if self.quit_question:
+            from emutui.tui.screens.dialogs import ConfirmScreen
+
+            def answered(ok: bool | None) -> None:
+                if ok:
+                    self.run_worker(self._quit(), group="quit", exit_on_error=False)
+
+            if not isinstance(self.screen, ConfirmScreen):
+                self.push_screen(ConfirmScreen(self.quit_question, yes="Quit"), answered)
+            return
+        await self._quit()
+
+    async def _quit(self) -> None:
         for name in list(self.links):
             await self.drop_link(name)
         self.exit()

@@ -335,9 +335,7 @@ def test_connection_flood_backs_off_and_recovers(runtime: Path, tmp_path: Path) 
 # ----------------------------------------------------------------------------- finding 13
 
 
-def test_auth_error_names_the_actual_config(
-    runtime: Path, tmp_path: Path, state_dir: Path
-) -> None:
+def test_auth_error_names_the_actual_config(runtime: Path, tmp_path: Path, state_dir: Path) -> None:
     conf = runtime / "lab-vrtd.conf"
     conf.write_text("[role:info]\nquery-devices = yes\n[user:*]\nrole = info\n")
     sock = str(runtime / "a.sock")

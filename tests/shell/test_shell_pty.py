@@ -178,8 +178,10 @@ async def test_text_typed_before_the_schema_gets_its_menu(guest: Instance, tmp_p
             await until(lambda: buf.text == "query-sta", "the typed text")
             gate.set()  # the schema arrives; nobody presses a key
             await until(
-                lambda: buf.complete_state is not None
-                and any(c.text == "query-status" for c in buf.complete_state.completions),
+                lambda: (
+                    buf.complete_state is not None
+                    and any(c.text == "query-status" for c in buf.complete_state.completions)
+                ),
                 "the menu",
             )
             assert "loading" not in bar()

@@ -26,10 +26,12 @@ async def _ready(pilot, name: str = "pc") -> ConsoleView:  # type: ignore[no-unt
     pane = app.screen.query_one(ConsolePane)
     await until(
         pilot,
-        lambda: pane.active_view() is not None
-        and pane.link is not None
-        and pane.link.name == name
-        and pane.active_view().state == "ATTACHED",
+        lambda: (
+            pane.active_view() is not None
+            and pane.link is not None
+            and pane.link.name == name
+            and pane.active_view().state == "ATTACHED"
+        ),
         what="console attached",
     )
     return pane.active_view()

@@ -60,3 +60,66 @@ async def test_demo_without_qemu_says_so(monkeypatch) -> None:
         assert "not installed" in lab.label()
     finally:
         await lab.teardown()
+
+
+async def test_demo_honours_a_state_dir_and_stops_only_its_own(tmp_path, monkeypatch) -> None:
+    """--state-dir / $EMUTUI_STATE_DIR: the demo's instances go there, its config into a
+    dot dir, and teardown stops what it started, nothing else, and leaves the dir."""
+    real_which = shutil.which
+    monkeypatch.setattr(  # no QEMU guests: this is about where things go
+        demo.shutil, "which", lambda name, *a, **k: None if "qemu" in name else real_which(name)
+    )
+    state = tmp_path / "state"
+    mine = state / "mine"
+    mine.mkdir(parents=True)
+    (mine / ".lock").write_text("")  # someone's own instance in the same state dir
+    lab = await demo.create_lab(progress=False, state_dir=state)
+    try:
+        assert lab.state_dir == state and lab.root == state / ".demo"
+        assert lab.config_path.parent == state / ".demo"
+    finally:
+        await lab.teardown()
+    assert state.is_dir() and (mine / ".lock").exists() and not lab.root.exists()
+
+
+async def test_kept_demo_lab_goes_with_its_last_instance(tmp_path) -> None:
+    """A kept demo's temporary lab is removed by the stop that empties it."""
+    root = tmp_path / "lab"
+    (root / "state").mkdir(parents=True)
+    (root / demo.MARKER).write_text("")
+    (root / "emutui.toml").write_text("")
+    (root / "state" / "pc").mkdir()
+    assert not demo.remove_if_empty_lab(root / "state")  # an instance is left
+    (root / "state" / "pc").rmdir()
+    assert demo.remove_if_empty_lab(root / "state") and not root.exists()
+    other = tmp_path / "plain"
+    other.mkdir()
+    assert not demo.remove_if_empty_lab(other) and other.exists()  # not a demo lab
+
+
+def test_shell_history_follows_the_state_dir(tmp_path, monkeypatch) -> None:
+    from emutui.shell.repl import history_path
+
+    monkeypatch.delenv("EMUTUI_SHELL_HISTORY", raising=False)
+    monkeypatch.delenv("EMUTUI_STATE_DIR", raising=False)
+    assert history_path("qemu", str(tmp_path)) == tmp_path / ".shell_history_qemu"
+    monkeypatch.setenv("EMUTUI_STATE_DIR", str(tmp_path / "s"))
+    assert history_path("qemu") == tmp_path / "s" / ".shell_history_qemu"
+    monkeypatch.delenv("EMUTUI_STATE_DIR")
+    assert history_path("qemu").name == "shell_history_qemu"  # XDG state dir
+
+
+async def test_demo_q_asks_before_stopping_the_lab(tmp_path) -> None:
+    from emutui.tui.screens.dialogs import ConfirmScreen
+    from tests.tui.snapshot_app import build_app
+
+    app = build_app(tmp_path)
+    app.quit_question = "Quit the demo? The demo lab's instances (pc) are stopped."
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(app.links) == 4)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert not isinstance(app.screen, ConfirmScreen) and app.is_running
+        await pilot.press("q", "y")
+        await until(pilot, lambda: not app.is_running, what="quit after yes")
