@@ -102,6 +102,8 @@ async def test_v80_sensors_and_card_reset(sim: SimProcess, state_dir: Path) -> N
         app.screen.query_one(InstanceTable).focus()
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        question = app.screen.question  # type: ignore[attr-defined]
+        assert "slash_ctl0 into compute" in question and "RESET_SEQUENCE" in question
         assert _shell_of(sim.path) == 0  # nothing sent before the answer
         await pilot.press("y")
         # the card was reset into compute, the shell it runs by default

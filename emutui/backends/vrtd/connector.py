@@ -558,6 +558,15 @@ class VrtdConnector(BaseConnector):
             self._map_regions.pop(region, None)
         self._emit("vrtd.reset", {"device": d.name, "shell": shell or self._reset_shell_name(d)})
 
+    def reset_prompt(self) -> str:
+        """What ``reset`` will do, for the TUI's confirmation."""
+        cards = ", ".join(f"{d.name} into {self._reset_shell_name(d)}" for d in self._devices)
+        return (
+            f"Resets every card of this vrtd ({cards or 'none known yet'}): secondary bus "
+            f"reset, PCIe remove and rescan (DEVICE_HOTPLUG_OP RESET_SEQUENCE). Anything "
+            f"running on them stops; every client's BAR mappings become invalid."
+        )
+
     async def reset(self) -> None:
         """The TUI's reset (behind its confirmation): every card of the daemon."""
         devices = await self._refresh()

@@ -445,7 +445,11 @@ class MainScreen(Screen[None]):
             if ok:
                 self._control(link, "reset")
 
-        self.app.push_screen(ConfirmScreen(f"Reset {link.name}?", yes="Reset"), confirmed)
+        # a backend may say what its reset does (vrtd: which cards, into which shell)
+        what = getattr(link.conn, "reset_prompt", None)
+        detail = what() if callable(what) else ""
+        prompt = f"Reset {link.name}?" + (f"\n{detail}" if detail else "")
+        self.app.push_screen(ConfirmScreen(prompt, yes="Reset"), confirmed)
 
     def action_pause_instance(self) -> None:
         link = self._need(Capability.PAUSE, "pause")
