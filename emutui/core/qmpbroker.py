@@ -312,17 +312,34 @@ class Client:
     def send(self, data: bytes, event: bool = False) -> None:
         if self.closed:
             return
+        if event and self._events_queued >= self.broker.spec.events_max:
+            pass  # dropped below
+        elif self.dropped > self._dropped_told:
+            self._queue_notice()  # the gap is reported where it happened
         if event:
             if self._events_queued >= self.broker.spec.events_max:
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 10000 == 0:
                     _note(f"client {self.n}: not reading; {self.dropped} events dropped")
                 if time.monotonic() - self.last_progress > self.broker.spec.stall:
-                    self.close(f"stalled for {self.broker.spec.stall:g} s")
+                    self.close(f"stalled for {self.broker.spec.stall:g} s", abort=True)
                 return
             self._events_queued += 1
         self._out.append(data)
         self._is_event.append(event)
+        self._wake.set()
+
+    def _queue_notice(self) -> None:
+        """An event in QMP's own shape saying how many events this client missed."""
+        lost = self.dropped - self._dropped_told
+        self._dropped_told = self.dropped
+        ev = {
+            "event": DROPPED_EVENT,
+            "data": {"count": lost, "total": self.dropped},
+            "timestamp": _timestamp(),
+        }
+        self._out.append(_dumps(ev))
+        self._is_event.append(False)  # not counted against the bound: one per gap
         self._wake.set()
 
     async def write_loop(self) -> None:
@@ -331,15 +348,7 @@ class Client:
             while not self.closed:
                 if not self._out:
                     if self.dropped > self._dropped_told:
-                        # Caught up after a gap: say how much was lost, in QMP's own shape.
-                        lost = self.dropped - self._dropped_told
-                        self._dropped_told = self.dropped
-                        ev = {
-                            "event": DROPPED_EVENT,
-                            "data": {"count": lost, "total": self.dropped},
-                            "timestamp": _timestamp(),
-                        }
-                        w.write(_dumps(ev))
+                        self._queue_notice()  # caught up after a gap: say how much was lost
                         continue
                     self._wake.clear()
                     await self._wake.wait()
@@ -356,8 +365,11 @@ class Client:
         except asyncio.CancelledError:
             pass
 
-    def close(self, why: str = "") -> None:
+    def close(self, why: str = "", abort: bool = False) -> None:
+        """``abort``: drop what is queued for it (a stalled client would never take it)."""
         if self.closed:
+            if abort:
+                self.writer.transport.abort()
             return
         self.closed = True
         if why and why != "gone":
@@ -366,7 +378,10 @@ class Client:
         self._room.set()
         self.broker.clients.discard(self)
         with contextlib.suppress(Exception):
-            self.writer.close()
+            if abort:
+                self.writer.transport.abort()
+            else:
+                self.writer.close()
 
     # -- requests --
 
@@ -505,7 +520,7 @@ class Broker:
 
     async def start_upstream(self) -> None:
         reader, self._up_writer = await self._connect_upstream()
-        self._up_reader = LineReader(reader)
+        self._up_reader = LineReader(reader, UPSTREAM_LINE_MAX)
         try:
             line = await asyncio.wait_for(self._up_reader.readline(), GREETING_TIMEOUT)
         except TimeoutError:
@@ -652,7 +667,7 @@ class Broker:
             with contextlib.suppress(BaseException):
                 await wtask
 
-    async def serve(self) -> int:
+    async def serve(self, signals: bool = True) -> int:
         await self.start_upstream()
         self._open_journal()
         server = await asyncio.start_unix_server(
@@ -661,23 +676,25 @@ class Broker:
         _note(f"serving {self.spec.listen} for {self.spec.upstream}")
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if signals else ():
             loop.add_signal_handler(sig, stop.set)
         pump = asyncio.create_task(self.pump_upstream())
         waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait([pump, waiter], return_when=asyncio.FIRST_COMPLETED)
-        server.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.spec.listen)
-        # Clients see EOF, as they would if QEMU itself had gone.
-        for c in list(self.clients):
-            c.close()
-        waiter.cancel()
-        pump.cancel()
-        if self._up_writer is not None:
-            self._up_writer.close()
-        if self._journal is not None:
-            self._journal.close()
+        try:
+            await asyncio.wait([pump, waiter], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.spec.listen)
+            # Clients see EOF, as they would if QEMU itself had gone.
+            for c in list(self.clients):
+                c.close()
+            waiter.cancel()
+            pump.cancel()
+            if self._up_writer is not None:
+                self._up_writer.close()
+            if self._journal is not None:
+                self._journal.close()
         _note("QEMU closed its monitor; exiting" if not stop.is_set() else "stopped")
         return 0
 
