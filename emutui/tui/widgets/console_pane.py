@@ -186,6 +186,16 @@ class ConsolePane(Vertical):
         # Consoles are built once the connector exists (or the instance is dead:
         # then they show the log only), not once before and again after connecting.
         if link is not None and link.conn is None and link.inst.alive():
+            if self._shown is None or self._shown[0] != link.name:
+                # Another instance was shown: never leave its consoles up under this
+                # one's name while this one connects (issue 11: "the Console pane
+                # shows another instance's serial output").
+                self._shown = (link.name, -1)
+                self.link = link
+                await self.query_one("#console-tabs", TabbedContent).clear_panes()
+                self.query_one("#console-note", Static).update(
+                    f"[b]{escape(link.name)}[/]  connecting…", layout=False
+                )
             return
         key = (link.name, id(link.conn)) if link else None
         if key == self._shown and not force:
