@@ -12,6 +12,7 @@ from pathlib import Path
 
 from textual import events
 from textual.app import App, SystemCommand
+from textual.css.query import NoMatches
 from textual.driver import Driver
 from textual.screen import Screen
 from textual.theme import Theme
@@ -261,7 +262,7 @@ class EmutuiApp(App[None]):
     def _tick_uptime(self) -> None:
         try:
             self._main_screen().query_one(InstanceTable).sync(self.links.values())
-        except LookupError:
+        except (LookupError, NoMatches):  # not composed yet, or being torn down
             pass
 
     # -- themes, help, palette -------------------------------------------------------------
