@@ -324,6 +324,8 @@ class Hub:
         seq = rsp.stop_seq
         async with self.busy:
             if not rsp.running:
+                await self._step_off_breakpoint(rsp)
+                seq = rsp.stop_seq
                 await rsp.cont()
         if not req.get("wait"):
             return self._state(rsp)
@@ -332,6 +334,18 @@ class Hub:
         if stop is None:
             return {"timeout": True, **self._state(rsp)}
         return self._state(rsp)
+
+    async def _step_off_breakpoint(self, rsp: RspClient) -> None:
+        """A breakpoint at PC would stop the guest again at once (QEMU does not
+        step over it): step one instruction first, as gdb does."""
+        breaks = {p.addr for p in self.points if p.kind in (0, 1)}
+        if not breaks or self.td is None:
+            return
+        self.gthread = None  # continue and step act on the stub's current thread
+        pc = self.td.decode_g(await rsp.read_registers()).get(self.td.pc_name)
+        if pc in breaks:
+            with contextlib.suppress(DisconnectedError):
+                rsp.last_stop = await rsp.step(None, timeout=STEP_TIMEOUT)
 
     async def op_wait(self, req: dict[str, Any]) -> dict[str, Any]:
         rsp = await self.stub()

@@ -79,7 +79,8 @@ class CpuSession:
         self.elf = elf if elf is not None else elf_for(inst)
         self._symbols: Symbols | None = None
         self.info: dict[str, Any] = {}
-        self.temp_points: set[int] = set()
+        self.last_regs: dict[str, int] = {}
+        self._watcher: HubClient | None = None
 
     @property
     def symbols(self) -> Symbols:
@@ -93,6 +94,26 @@ class CpuSession:
 
     async def close(self) -> None:
         await self.hub.close()
+        if self._watcher is not None:
+            await self._watcher.close()
+
+    async def watch(self, after: int, timeout: float) -> CpuState:
+        """Long-poll for a stop after ``after`` on a connection of its own, so
+        commands on the main one are never queued behind it."""
+        if self._watcher is None:
+            self._watcher = HubClient(self.inst.wd, self.inst.name)
+        r = await self._watcher.call("wait", timeout + 10, after=after, limit=timeout)
+        return CpuState.from_reply(r)
+
+    @property
+    def reg_order(self) -> list[str]:
+        return [x[0] for x in self.info.get("registers", [])]
+
+    def reg_bits(self, name: str) -> int:
+        for x in self.info.get("registers", []):
+            if x[0] == name:
+                return int(x[1])
+        return 32
 
     async def __aenter__(self) -> CpuSession:
         await self.connect()
@@ -132,6 +153,7 @@ class CpuSession:
     async def regs(self, cpu: int | None = None) -> Registers:
         r = await self.hub.call("regs", cpu=cpu)
         values = {k: int(v) for k, v in r["values"].items()}
+        self.last_regs = values
         regs = self.info.get("registers", [])
         return Registers(
             values=values,

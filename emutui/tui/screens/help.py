@@ -17,7 +17,7 @@ HELP = """\
 | --- | --- |
 | `?` | this help |
 | `Tab` / `Shift+Tab` | next / previous pane |
-| `1` … `5` | instances, console, events, properties, memory |
+| `1` … `6` | instances, console, events, properties, memory, CPU |
 | `/` | filter events |
 | `:` | monitor command line (QMP; `!info pci` for HMP) |
 | `t` | next theme (dark, light, high-contrast) |
@@ -45,6 +45,13 @@ between hex and decimal.
 (`0x1000`, `4096`), `w` cycles 1/2/4/8-byte words, `f` follows this region (re-reads twice a
 second, changes in red; off by default, chosen per region: MMIO reads have side effects),
 `e` writes bytes at the cursor where the backend can.
+
+**CPU** (QEMU, Renode: through the instance's gdb stub): `c` continue, `p` stop,
+`s` step one instruction, `n` step over a call, `r` run to the cursor, `b` toggle a
+breakpoint at the cursor, `w` watch writes to an address or symbol, `D` delete every
+breakpoint and watchpoint, `g` go to an address or symbol, `.` back to PC, `m` hex view
+on virtual addresses, `C` pick a CPU, `G` hand the CPU to gdb (the TUI suspends; gdb's
+exit gives it back), `S` save a snapshot, `L` load one, `X` delete one.
 
 Press `Esc` or `?` to close.
 """

@@ -18,6 +18,8 @@ from emutui.tui.links import InstanceLink
 from emutui.tui.messages import Connected, EventsArrived, InstancesChanged, StatusChanged
 from emutui.tui.screens.dialogs import ConfirmScreen, PickScreen
 from emutui.tui.widgets.console_pane import ConsolePane
+from emutui.tui.widgets.cpu import CpuPane
+from emutui.tui.widgets.cpu import supports as cpu_supported
 from emutui.tui.widgets.events import EventsPane
 from emutui.tui.widgets.instances import InstanceTable
 from emutui.tui.widgets.memory import MemoryPane
@@ -67,6 +69,7 @@ class MainScreen(Screen[None]):
         Binding("3", "focus_pane('events')", "Events", show=False, priority=True),
         Binding("4", "focus_pane('props')", "Props", show=False, priority=True),
         Binding("5", "focus_pane('memory')", "Memory", show=False, priority=True),
+        Binding("6", "focus_pane('cpu')", "CPU", show=False, priority=True),
         Binding("slash", "events_filter", "Filter", key_display="/"),
         Binding("colon", "events_command", "Cmd", key_display=":"),
         Binding("t", "app.cycle_theme", "Theme", show=False),
@@ -101,6 +104,8 @@ class MainScreen(Screen[None]):
                     yield PropsPane(id="props-pane")
                 with TabPane("Memory", id="memory"):
                     yield MemoryPane(id="memory-pane")
+                with TabPane("CPU", id="cpu"):
+                    yield CpuPane(id="cpu-pane")
         yield Footer()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -311,6 +316,9 @@ class MainScreen(Screen[None]):
         self.query_one(EventsPane).show(link)
         self.query_one(PropsPane).show(usable)
         self.query_one(MemoryPane).show(usable)
+        cpu = usable is not None and cpu_supported(usable)
+        (tabs.show_tab if cpu else tabs.hide_tab)("cpu")
+        self.query_one(CpuPane).show(usable if cpu else None)
 
     # -- actions ----------------------------------------------------------------------
 
@@ -336,6 +344,7 @@ class MainScreen(Screen[None]):
             "events": "#ev-list",
             "props": "#prop-tree",
             "memory": "#hexview",
+            "cpu": "#disasm",
         }[pane]
         self.call_after_refresh(lambda: self.query_one(target).focus())
 
