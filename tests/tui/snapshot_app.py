@@ -9,6 +9,7 @@ from emutui.core.model import Capability
 from emutui.core.registry import Registry
 from emutui.core.targets import TargetConfig
 from emutui.tui.app import EmutuiApp
+from tests.tui.fake_cpu import FakeCpu
 from tests.tui.fakes import ALL_CAPS, T0, FakeConnector, make_instance, sample_events
 
 RENODE_CAPS = ALL_CAPS - {"memory-write"}
@@ -28,6 +29,7 @@ class SnapshotApp(EmutuiApp):
     # The console's scrollbar appears for a frame or two while it replays its
     # log and fits its terminal; a snapshot must not depend on that timing.
     CSS = "ConsoleView { scrollbar-visibility: hidden; }"
+    cpu_factory = FakeCpu  # the CPU pane on a fake gdb stub: the test guest, at isr_timer
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)

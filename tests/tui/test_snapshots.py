@@ -11,6 +11,7 @@ import pytest
 from textual.pilot import Pilot
 
 from emutui.tui.widgets.console_pane import ConsoleWidget
+from emutui.tui.widgets.cpu import CpuPane
 from emutui.tui.widgets.events import EventsPane
 from emutui.tui.widgets.hexview import HexView
 from emutui.tui.widgets.memory import MemoryPane
@@ -103,6 +104,16 @@ async def show_mmio(pilot: Pilot) -> None:
     await pilot.pause(0.3)
 
 
+async def show_cpu(pilot: Pilot) -> None:
+    await ready(pilot)
+    await pilot.press("6")
+    cpu = pilot.app.screen.query_one(CpuPane)
+    await until(pilot, lambda: cpu.pc is not None and cpu.disasm.insns, what="cpu stop")
+    await pilot.press("s")  # one step: the registers it changed are marked
+    await until(pilot, lambda: cpu.prev_regs != {}, what="step shown")
+    await pilot.pause(0.3)
+
+
 async def show_help(pilot: Pilot) -> None:
     await ready(pilot)
     await pilot.press("question_mark")
@@ -122,6 +133,7 @@ PANES = {
     "props": show_props,
     "memory": show_memory,
     "mmio": show_mmio,
+    "cpu": show_cpu,
     "help": show_help,
     "confirm": show_confirm,
 }

@@ -63,7 +63,7 @@ class DisasmView(Widget, can_focus=True):
     """Instructions as rows (Line API); a cursor row; PC and breakpoints marked."""
 
     DEFAULT_CSS = """
-    DisasmView { height: 1fr; }
+    DisasmView { height: 1fr; width: 1fr; }
     """
     BINDINGS = [
         Binding("down,j", "move(1)", "Down", show=False),
@@ -147,16 +147,18 @@ class DisasmView(Widget, can_focus=True):
         r = self.top + y
         if not self._rows:
             if y == 0 and self.message:
-                return Strip([Segment(self.message[:width], Style(dim=True))])
-            return Strip.blank(width)
+                msg = Segment(self.message[:width], Style(dim=True))
+                return Strip([msg]).extend_cell_length(width).apply_style(self.rich_style)
+            return Strip.blank(width, self.rich_style)
         if r >= len(self._rows):
-            return Strip.blank(width)
+            return Strip.blank(width, self.rich_style)
         kind, idx = self._rows[r]
         assert idx is not None
         ins = self.insns[idx]
         if kind == 0:
-            return Strip([Segment(f"{ins.addr:08x} <{self.labels[ins.addr]}>:", _LABEL)]).crop(
-                0, width
+            label = Segment(f"{ins.addr:08x} <{self.labels[ins.addr]}>:", _LABEL)
+            return Strip([label]).crop(0, width).extend_cell_length(width).apply_style(
+                self.rich_style
             )
         is_pc = ins.addr == self.pc
         mark = "▶" if is_pc else " "
@@ -170,11 +172,10 @@ class DisasmView(Widget, can_focus=True):
             segs.append(Segment(f"{ins.raw.hex(' ')[:20]:<21} ", _DIM))
         segs.append(Segment(f"{ins.mnemonic:<7}", _PC_TEXT if is_pc else _MNEM))
         segs.append(Segment(" " + ins.op_str))
-        strip = Strip(segs).crop(0, width)
+        strip = Strip(segs).crop(0, width).extend_cell_length(width)
         if idx == self.cursor:
-            style = _CURSOR_FOCUS if self.has_focus else _CURSOR
-            strip = strip.extend_cell_length(width).apply_style(style)
-        return strip
+            strip = strip.apply_style(_CURSOR_FOCUS if self.has_focus else _CURSOR)
+        return strip.apply_style(self.rich_style)
 
 
 _LABEL = Style(color="magenta", bold=True)
@@ -302,7 +303,8 @@ class CpuPane(Vertical):
 
     def _state_line(self) -> str:
         sess = self.session
-        cpus = f"  [dim]cpu {self.cpu}/{sess.cpus}[/]" if sess is not None and sess.cpus > 1 else ""
+        many = sess is not None and sess.cpus > 1
+        cpus = f"  [dim]cpu {self.cpu} of {sess.cpus} (C picks)[/]" if many else ""
         if self.running:
             return f"[b green]● running[/]{cpus}"
         if self.pc is None:
@@ -336,6 +338,8 @@ class CpuPane(Vertical):
                 value &= 0xFFFFFFFF
                 bits = 32
             digits = max(2, min(bits, 64) // 4)
+            if narrow and value < 1 << 32:
+                digits = min(digits, 8)
             changed = self.prev_regs and self.prev_regs.get(name) != self.regs[name]
             style = "bold reverse yellow" if changed else ""
             t.append(f"{label:<8}", style="cyan")
@@ -350,7 +354,8 @@ class CpuPane(Vertical):
             t.append("breakpoints / watchpoints\n", style="bold")
         sess = self.session
         for p in self.points:
-            where = sess.where(p["addr"]) if sess is not None else f"0x{p['addr']:x}"
+            sym = sess.describe(p["addr"]) if sess is not None else ""
+            where = sym or f"0x{p['addr']:x}"
             ln = f" ×{p['len']}" if p["kind"] != "break" else ""
             t.append(f"{p['kind']:<6} ", style="red" if p["kind"] == "break" else "magenta")
             t.append(f"{where}{ln}\n")
@@ -397,10 +402,7 @@ class CpuPane(Vertical):
         self.post_message(self.Refreshed())
 
     def _hint(self) -> str:
-        return (
-            "[dim]c cont  p stop  s step  n next  r to cursor  b break  w watch  g goto  "
-            ". PC  m memory  G gdb  S/L/X snapshots[/]"
-        )
+        return "[dim]r to cursor  w watch  D del all  m memory  C cpu  G gdb  S/L/X snapshots[/]"
 
     # -- watching for stops ----------------------------------------------------------------
 
