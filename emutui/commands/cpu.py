@@ -95,7 +95,8 @@ def _state_line(sess: Any, st: Any, pc: int | None = None) -> str:
     if st.running:
         return f"{sess.inst.name}: running"
     at = f" at {sess.where(pc)}" if pc is not None else ""
-    return f"{sess.inst.name}: stopped{at}" + (f" ({st.why})" if st.why else "")
+    why = sess.explain(st, pc)
+    return f"{sess.inst.name}: stopped{at}" + (f" ({why})" if why else "")
 
 
 async def cmd_cpu(args: argparse.Namespace) -> int:
@@ -238,7 +239,7 @@ def _out(args: argparse.Namespace, sess: Any, st: Any, pc: int | None) -> None:
                 "running": st.running,
                 "pc": pc,
                 "symbol": sess.describe(pc) if pc is not None else None,
-                "why": st.why if not st.running else None,
+                "why": sess.explain(st, pc) if not st.running else None,
                 "reason": st.reason,
                 "address": st.address,
             }

@@ -276,7 +276,12 @@ class Hub:
         await self.select(rsp, req.get("cpu"))
         assert self.td is not None
         values = self.td.decode_g(await rsp.read_registers())
-        return {"values": values, "pc": values.get(self.td.pc_name), **self._state(rsp)}
+        return {
+            "values": values,
+            "pc": values.get(self.td.pc_name),
+            "points": [p.to_json() for p in self.points],
+            **self._state(rsp),
+        }
 
     async def op_mem(self, req: dict[str, Any]) -> dict[str, Any]:
         rsp = await self.stub()

@@ -134,6 +134,15 @@ class CpuSession:
         d = self.describe(addr)
         return f"0x{addr:x} ({d})" if d else f"0x{addr:x}"
 
+    def explain(self, st: CpuState, pc: int | None) -> str:
+        """Why the CPU stopped. QEMU reports a breakpoint as a plain trap: say
+        "breakpoint" when PC is on one of ours."""
+        if st.why == "trap" and pc is not None and pc in self._breaks:
+            return "breakpoint"
+        return st.why
+
+    _breaks: set[int] = set()
+
     # -- state -------------------------------------------------------------
 
     @property
@@ -152,6 +161,7 @@ class CpuSession:
 
     async def regs(self, cpu: int | None = None) -> Registers:
         r = await self.hub.call("regs", cpu=cpu)
+        self._breaks = {p["addr"] for p in r.get("points") or [] if p["kind"] == "break"}
         values = {k: int(v) for k, v in r["values"].items()}
         self.last_regs = values
         regs = self.info.get("registers", [])
