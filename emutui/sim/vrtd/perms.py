@@ -117,7 +117,7 @@ class Permissions:
     groups: dict[int, list[str]] = field(default_factory=dict)  # gid -> roles
     per_device: bool = False
     allow_all: bool = False
-    source: str = "<built-in: everyone has full access>"
+    source: str = "<built-in: full access, socket 0600: yours alone>"
 
     @classmethod
     def everyone(cls) -> Permissions:
