@@ -359,6 +359,8 @@ def spawn(
                 name="serialhub",
                 argv=[sys.executable, "-m", "emutui.core.serialhub", str(spec_path)],
                 log=str(wd / HUB_LOG),
+                module="emutui.core.serialhub",  # forked: a restart costs no interpreter start
+                args=[str(spec_path)],
             )
         ],
         state=str(wd / SUPERVISOR_STATE),

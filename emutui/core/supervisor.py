@@ -26,12 +26,16 @@ Run as ``python -m emutui.core.supervisor SPEC.json``.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,9 +49,54 @@ GAP_ENV = "EMUTUI_GAP_SINCE"
 
 @dataclass
 class ChildSpec:
+    """A child: ``module`` (a Python module run as ``__main__`` with ``args``, forked from
+    the supervisor, which imported it once: a restart costs a fork, not an interpreter
+    start), or else ``argv`` (any program, started afresh each time)."""
+
     name: str
     argv: list[str]
     log: str
+    module: str | None = None
+    args: list[str] = field(default_factory=list)
+
+
+class _Forked:
+    """The part of Popen's interface the supervisor uses, for a child it forked."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def _send(self, sig: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self._send(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._send(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
+            time.sleep(POLL)
+        assert self.returncode is not None
+        return self.returncode
 
 
 @dataclass
@@ -85,7 +134,7 @@ def read_state(path: Path) -> dict[str, list[int | None]]:
 class Supervisor:
     def __init__(self, spec: SupervisorSpec) -> None:
         self.spec = spec
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, subprocess.Popen[bytes] | _Forked] = {}
         self.restarts: dict[str, int] = {c.name: 0 for c in spec.children}
         self.failures: dict[str, int] = {c.name: 0 for c in spec.children}
         self.next_start: dict[str, float] = {}
@@ -93,6 +142,9 @@ class Supervisor:
         self.started_at: dict[str, float] = {}
         self.stopping = False
         self.emulator_gone = False
+        for c in spec.children:
+            if c.module:
+                importlib.import_module(c.module)  # once: each (re)start is then a fork
 
     def emulator_alive(self) -> bool:
         if self.spec.emulator_pid is None:
@@ -107,6 +159,13 @@ class Supervisor:
             env.pop(GAP_ENV, None)
         self.started_at[child.name] = time.time()
         fd = os.open(child.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if child.module:
+            try:
+                self.procs[child.name] = _Forked(self._fork(child, fd, env))
+            finally:
+                os.close(fd)
+            self.write_state()
+            return
         try:
             # Same session and group as the supervisor: a signal to the group reaches it.
             self.procs[child.name] = subprocess.Popen(
@@ -123,6 +182,41 @@ class Supervisor:
         finally:
             os.close(fd)
         self.write_state()
+
+    def _fork(self, child: ChildSpec, log_fd: int, env: dict[str, str]) -> int:
+        assert child.module is not None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:  # the child: never returns into the supervisor's loop
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+            os.chdir(self.spec.cwd)
+            os.environ.clear()
+            os.environ.update(env)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            # `ps -o comm`, `pgrep`: the child's own name
+            with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
+                f.write(child.name[:15])
+            sys.argv = [child.module, *child.args]
+            try:
+                runpy.run_module(child.module, run_name="__main__", alter_sys=True)
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except BaseException:
+                traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
 
     def write_state(self) -> None:
         children = {n: [p.pid, proc.start_time(p.pid)] for n, p in self.procs.items()}
@@ -159,7 +253,7 @@ class Supervisor:
         self.stop_children()
         return 0
 
-    def on_exit(self, c: ChildSpec, p: subprocess.Popen[bytes]) -> None:
+    def on_exit(self, c: ChildSpec, p: subprocess.Popen[bytes] | _Forked) -> None:
         died = time.time()
         del self.procs[c.name]
         if p.returncode == 0:
@@ -173,10 +267,11 @@ class Supervisor:
             self.stopping = True
             return
         self.restarts[c.name] += 1
-        # Killed (kill -9, OOM): at once. Dying again soon after a start: back off.
-        quick = died - self.started_at.get(c.name, 0.0) < 5.0
-        self.failures[c.name] = self.failures[c.name] + 1 if quick else 0
-        delay = min(MAX_BACKOFF, 0.05 * (2 ** self.failures[c.name])) if quick else 0.0
+        # Killed by a signal (kill -9, the OOM killer): at once, every time. Failing by
+        # itself (an exit status) soon after its start, again and again: back off.
+        failed = (p.returncode or 0) > 0 and died - self.started_at.get(c.name, 0.0) < 5.0
+        self.failures[c.name] = self.failures[c.name] + 1 if failed else 0
+        delay = min(MAX_BACKOFF, 0.05 * (2 ** self.failures[c.name])) if failed else 0.0
         if self.failures[c.name] <= 1:
             delay = 0.0
         self.next_start[c.name] = time.monotonic() + delay

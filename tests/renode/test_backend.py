@@ -148,7 +148,13 @@ async def test_two_serial_clients_at_once(board: Instance) -> None:
 
 async def test_killed_hub_is_restarted_without_loss(board: Instance) -> None:
     assert board.handles is not None
-    hub_pid = board.handles.options["helpers"]["serialhub"][0]
+    from emutui.core import supervisor
+    from emutui.core.serialhub import SUPERVISOR_STATE
+
+    # The hub and its supervisor both killed: the next client restarts them.
+    hub_pid = supervisor.read_state(board.wd / SUPERVISOR_STATE)["serialhub"][0]
+    assert isinstance(hub_pid, int)
+    os.kill(board.handles.options["helpers"]["serialhub"][0], signal.SIGKILL)
     os.kill(hub_pid, signal.SIGKILL)
     for _ in range(500):
         if pid_gone(hub_pid):
