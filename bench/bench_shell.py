@@ -11,6 +11,12 @@ Run: .venv/bin/python bench/bench_shell.py [runs]
 - cold lookup: a QOM path completion that has to run ``qom-list`` first.
 - start to prompt: ``emutui shell g0`` in a pseudo-terminal, from exec until
   the prompt is on the screen; and ``emutui shell g0 -c query-status`` end to end.
+- side by side with qemu.qmp's ``qmp-shell`` on the same QEMU socket (issue 11):
+  start to prompt, and ``query-status`` typed as one line until its answer and
+  the next prompt are drawn, as wall clock and as the shell process's CPU time
+  (from /proc: what the shell itself costs, whatever else loads the machine).
+  Both run from bytecode (PYTHONDONTWRITEBYTECODE is dropped, emutui compiled
+  into a private pycache prefix) as an installed copy would.
 """
 
 from __future__ import annotations
@@ -20,12 +26,13 @@ import os
 import pty
 import select
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import close_lab, emutui, lab, machine, summary
+from _common import ROOT, close_lab, emutui, lab, machine, summary
 
 LINES = [
     "query-status",
@@ -158,6 +165,92 @@ def start_to_prompt(env: dict[str, str], name: str) -> float:
         os.close(fd)
 
 
+# -- against qemu.qmp's qmp-shell, on a pseudo-terminal (issue 11 item 3) -------------------
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far (from /proc): load on the machine does not
+    inflate it the way it inflates wall-clock figures."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+class Pty:
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.t0 = time.perf_counter()
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # child
+            os.execve(argv[0], argv, env)
+        self.seen = b""
+
+    def until(self, needle: bytes, start: int = 0, timeout: float = 20) -> None:
+        while needle not in self.seen[start:]:
+            r, _, _ = select.select([self.fd], [], [], timeout)
+            if not r:
+                raise TimeoutError(f"no {needle!r}; got {self.seen[-300:]!r}")
+            self.seen += os.read(self.fd, 65536)
+
+    def close(self) -> None:
+        try:
+            os.kill(self.pid, 9)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(self.fd)
+
+
+def side_by_side(env: dict[str, str], sock: str, runs: int, n: int) -> None:
+    """emutui shell and qmp-shell on the same QEMU socket: start to prompt, and
+    query-status per command typed as one line (result and next prompt drawn)."""
+    env = dict(env)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: both run from bytecode
+    env["PYTHONPYCACHEPREFIX"] = str(Path(env["EMUTUI_STATE_DIR"]).parent / "pyc")
+    qmp_shell = str(Path(sys.executable).parent / "qmp-shell")
+    shells = {
+        "emutui shell": ([sys.executable, "-m", "emutui", "shell", "g0"], b"(qmp:g0)"),
+        "qmp-shell": ([qmp_shell, sock], b"(QEMU)"),
+    }
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "emutui")], env=env)
+    start: dict[str, list[float]] = {k: [] for k in shells}
+    start_cpu: dict[str, list[float]] = {k: [] for k in shells}
+    cmd: dict[str, list[float]] = {k: [] for k in shells}
+    cmd_cpu: dict[str, list[float]] = {k: [] for k in shells}
+    for _ in range(runs):
+        for name, (argv, prompt) in shells.items():  # interleaved: same load for both
+            p = Pty(argv, env)
+            try:
+                p.until(prompt)
+                start[name].append(time.perf_counter() - p.t0)
+                start_cpu[name].append(cpu_seconds(p.pid))
+                time.sleep(0.3)  # the schema arrives in the background
+                c0 = cpu_seconds(p.pid)
+                for _ in range(n):
+                    mark = len(p.seen)
+                    t0 = time.perf_counter()
+                    os.write(p.fd, b"query-status\r")
+                    p.until(b'"running"', mark)
+                    p.until(prompt, p.seen.rfind(b'"running"'))
+                    cmd[name].append(time.perf_counter() - t0)
+                cmd_cpu[name].append((cpu_seconds(p.pid) - c0) / n)
+            finally:
+                p.close()
+    for name in shells:
+        print(f"{name:13} exec -> prompt:          {summary(start[name])}")
+        print(f"{name:13} CPU to the prompt:       {summary(start_cpu[name])}")
+        print(f"{name:13} query-status, wall:      {summary(cmd[name])}")
+        print(f"{name:13} query-status, CPU/cmd:   {summary(cmd_cpu[name])}")
+    e, q = "emutui shell", "qmp-shell"
+    med = statistics.median
+    print(
+        f"ratios emutui/qmp-shell: start wall {med(start[e]) / med(start[q]):.2f}x, "
+        f"start CPU {med(start_cpu[e]) / med(start_cpu[q]):.2f}x, "
+        f"per command wall {med(cmd[e]) / med(cmd[q]):.2f}x, "
+        f"per command CPU {med(cmd_cpu[e]) / med(cmd_cpu[q]):.2f}x"
+    )
+
+
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     d, env = lab()
@@ -173,6 +266,8 @@ def main() -> None:
         print(f"emutui shell: exec -> prompt drawn:  {summary(prompt)}")
         oneshot = [emutui(env, "shell", "g0", "-c", "query-status") for _ in range(runs)]
         print(f"emutui shell -c query-status:        {summary(oneshot)}")
+        sock = str(state / "g0" / "qmp.sock")
+        side_by_side(env, sock, runs, 30)
     finally:
         close_lab(d, env)
 

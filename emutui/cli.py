@@ -36,6 +36,11 @@ COMMAND_MODULES = [
 ]
 
 
+# Commands whose parser is built alone when argv names them: `emutui shell` does not
+# import every other command module before its prompt (start-to-prompt, issue 11).
+ALONE = {"shell": "emutui.commands.shell"}
+
+
 def common_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument(
@@ -56,7 +61,7 @@ def common_parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     common = common_parser()
     parser = argparse.ArgumentParser(
         prog="emutui",
@@ -67,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--theme", help="TUI theme: dark, light or high-contrast")
     parser.add_argument("--no-mouse", action="store_true", help="TUI without mouse support")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for modname in COMMAND_MODULES:
+    for modname in [only] if only else COMMAND_MODULES:
         try:
             mod = importlib.import_module(modname)
         except ModuleNotFoundError as e:
@@ -86,8 +91,9 @@ def _defaults(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
+    first = argv[0] if argv else ""
+    parser = build_parser(ALONE.get(first) if "-h" not in argv and "--help" not in argv else None)
     args = _defaults(parser.parse_args(argv))
     _configure_deadline(args)
     handler: Handler | None = getattr(args, "handler", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -434,6 +435,18 @@ class QemuConnector(BaseConnector):
         if ram:
             regions.append(MemoryRegion("ram", 0, ram, writable, 1, "guest RAM (base memory)"))
         return regions
+
+    async def find_region(self, name: str) -> MemoryRegion:
+        # A BAR needs query-pci alone; the RAM region also needs the memory size.
+        if name != "ram":
+            try:
+                for r in bar_regions(await self.execute("query-pci")):
+                    if r.name == name:
+                        writable = Capability.MEMORY_WRITE in self.capabilities
+                        return dataclasses.replace(r, writable=writable)
+            except (TypeError, ValueError, AttributeError):
+                pass  # malformed: regions() says so
+        return await super().find_region(name)
 
     async def read(self, region: str, offset: int, length: int) -> bytes:
         r = await self.find_region(region)

@@ -15,6 +15,7 @@ stopped (SIGSTOP) or a channel held by someone else is reported, never a hang.
 from __future__ import annotations
 
 import asyncio
+import struct
 
 from emutui.core.errors import BackendError, BusyError, DisconnectedError, ProtocolError
 
@@ -22,6 +23,7 @@ DEADLINE = 2.0  # seconds for one operation's first reply
 PER_REQUEST = 100e-6  # added to the deadline per pipelined request (QEMU needs ~5 µs)
 WINDOW = 1024  # requests in flight: bounded by what the socket buffers hold both ways
 _CMD = {4: "readl", 8: "readq", 2: "readw", 1: "readb"}
+_FMT = {4: "I", 8: "Q", 2: "H", 1: "B"}
 
 
 class QtestClient:
@@ -133,15 +135,21 @@ class QtestClient:
         op = _CMD.get(width)
         if op is None:
             raise ValueError(f"no qtest access of {width} bytes")
-        lines = [f"{op} 0x{addr + i * width:x}" for i in range(count)]
-        out = bytearray()
+        lines = [f"{op} 0x{a:x}" for a in range(addr, addr + count * width, width)]
+        values: list[int] = []
         for reply in await self._run(lines):
-            value = self._ok(reply)
-            try:
-                out += int(value, 16).to_bytes(width, "little")
-            except (ValueError, OverflowError) as e:
-                raise ProtocolError(f"qtest: bad {op} reply {value[:40]!r}") from e
-        return bytes(out)
+            if reply.startswith(b"OK "):
+                try:
+                    values.append(int(reply[3:], 16))
+                    continue
+                except ValueError:
+                    pass
+            value = self._ok(reply)  # FAIL or garbage: its one-line error
+            raise ProtocolError(f"qtest: bad {op} reply {value[:40]!r}")
+        try:
+            return struct.pack(f"<{len(values)}{_FMT[width]}", *values)
+        except struct.error as e:
+            raise ProtocolError(f"qtest: {op} value out of range") from e
 
     async def readl(self, addr: int) -> int:
         return int.from_bytes(await self.read_words(addr, 1, 4), "little")
