@@ -371,28 +371,32 @@ class CpuPane(Vertical):
         if sess is None:
             return
         try:
+            # Everything is fetched first and assigned together just before the
+            # paint: a reader of the pane never sees a PC with another stop's text.
             st = await sess.state()
-            self.running, self.seq, self.why = st.running, st.seq, st.why
-            self.points = await sess.points()
-            self.disasm.breaks = {p["addr"] for p in self.points if p["kind"] == "break"}
+            points = await sess.points()
             if st.running:
+                self.running, self.seq, self.why, self.points = True, st.seq, "", points
                 self.pc = None
                 self.disasm.pc = None
+                self.disasm.breaks = {p["addr"] for p in points if p["kind"] == "break"}
                 if not self.disasm.insns:
                     self.disasm.set_message("running: p stops, b sets breakpoints on the cursor")
                 self.disasm.refresh()
             else:
                 regs = await sess.regs(self.cpu)
-                key = (st.seq, self.cpu)
-                if key != self._regs_key:  # a new stop: what changed is marked
-                    self.prev_regs, self._regs_key = self.regs, key
-                self.regs = regs.values
-                self.pc = regs.pc
-                self.why = _why(sess, regs.state, regs.pc, self.points)
                 addr = self.view_addr if self.view_addr is not None else regs.pc
                 insns = await sess.disassemble(addr, 40, regs=regs, cpu=self.cpu, before=BACK)
                 labels = {i.addr: n for i in insns if (n := sess.symbols.at(i.addr))}
+                key = (st.seq, self.cpu)
+                if key != self._regs_key:  # a new stop: what changed is marked
+                    self.prev_regs, self._regs_key = self.regs, key
+                self.running, self.seq, self.points = False, st.seq, points
+                self.regs = regs.values
+                self.why = _why(sess, regs.state, regs.pc, points)
+                self.disasm.breaks = {p["addr"] for p in points if p["kind"] == "break"}
                 self.disasm.set_code(insns, labels, regs.pc, cursor_addr or addr)
+                self.pc = regs.pc
             self.error = ""
         except EmutuiError as e:
             self.error = str(e)
