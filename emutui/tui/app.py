@@ -289,6 +289,11 @@ class EmutuiApp(App[None]):
             ("Start target", "Start a target from the config", main.action_start_target),
             ("Stop instance", "Stop the selected instance (asks first)", main.action_stop_instance),
             (
+                "Restart instance",
+                "Stop and start the same target under the same name (asks first)",
+                main.action_restart_instance,
+            ),
+            (
                 "Reset instance",
                 "Reset the selected instance (asks first)",
                 main.action_reset_instance,

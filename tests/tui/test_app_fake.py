@@ -497,3 +497,54 @@ async def test_props_hex_search_and_jump_completion(tmp_path: Path) -> None:
                 and tree.cursor_node.data.prop.name == "type"
             ),
         )
+
+
+async def test_start_dialog_and_restart(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`n`: target, a free name suggested (pc runs: pc-2), paused or not, as the CLI's
+    start; `R`: stop and start the same target under the same name."""
+    import emutui.control
+    from emutui.tui.screens.start import StartScreen
+    from tests.tui.fakes import make_instance
+
+    app = build_app(tmp_path)
+    insts = app.list_instances()
+    calls: list[tuple[str, str | None, bool]] = []
+
+    async def fake_start(cfg, reg, target, name, paused):  # type: ignore[no-untyped-def]
+        calls.append((target, name, paused))
+        inst = make_instance(tmp_path, name or target, "qemu", target, pid=4000 + len(calls))
+        insts[:] = [i for i in insts if i.name != inst.name] + [inst]
+        return inst
+
+    async def fake_stop(registry, inst):  # type: ignore[no-untyped-def]
+        calls.append(("stop", inst.name, False))
+        insts[:] = [i for i in insts if i.name != inst.name]
+
+    monkeypatch.setattr(emutui.control, "start_target", fake_start)
+    monkeypatch.setattr(emutui.control, "stop_instance", fake_stop)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot)
+        await pilot.press("1", "n")
+        assert isinstance(app.screen, StartScreen)
+        name = app.screen.query_one("#start-name")
+        assert name.value == "pc-2"  # pc is running
+        await pilot.press("down")  # q35
+        assert name.value == "q35-2"
+        await pilot.press("enter")  # on to the name
+        await pilot.press("ctrl+a", "ctrl+k", *"pc")
+        await pilot.press("enter")  # taken: the dialog says so and stays
+        assert isinstance(app.screen, StartScreen)
+        assert "already running" in str(app.screen.query_one("#start-error").render())
+        await pilot.press("ctrl+a", "ctrl+k", *"lab1")
+        app.screen.query_one("#start-paused").value = True
+        await pilot.press("enter")
+        await until(pilot, lambda: ("q35", "lab1", True) in calls, what="start")
+        await until(pilot, lambda: "lab1" in app.links, what="new instance listed")
+        await until(pilot, lambda: app.screen.current.name == "lab1", what="selected")
+        # restart: asks, then stop + start of the same target and name
+        await pilot.press("R")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await until(pilot, lambda: calls[-1] == ("q35", "lab1", False), what="restart")
+        assert calls[-2] == ("stop", "lab1", False)
+        await until(pilot, lambda: "lab1" in app.links)

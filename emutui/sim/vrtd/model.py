@@ -416,8 +416,10 @@ class VrtdModel:
         if card is None:
             # the seed daemon's rule (query, device=any, bar-access=full) names no
             # device, so a bad index got through to NOEXIST there
-            return self.options.generation == 0 and not role.per_device and (
-                role.allow_all or role.device_may(key, "any")
+            return (
+                self.options.generation == 0
+                and not role.per_device
+                and (role.allow_all or role.device_may(key, "any"))
             )
         return role.device_may(key, card.pci_bdf)
 

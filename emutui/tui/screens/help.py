@@ -24,8 +24,10 @@ HELP = """\
 | `Ctrl+P` | command palette: every action |
 | `q` | quit |
 
-**Instances**: `j`/`k` move, `n` start a target, `x` stop, `r` reset, `p` pause, `u` resume.
-Stop and reset ask first.
+**Instances**: `j`/`k` move, `n` start a target (name and paused or not, as
+`emutui start`), `x` stop, `R` restart (stop, then start the same target under the
+same name), `r` reset, `p` pause, `u` resume. Stop, restart and reset ask first; only
+what the instance's backend can do is offered.
 
 **Console**: `Enter` (here or on an instance) enters the console; then every key
 (Esc too) goes to the guest. `Ctrl+]` leaves it, as in telnet and virsh. Outside it:

@@ -16,7 +16,7 @@ from emutui.core.model import Capability, InstanceState
 from emutui.core.sanitize import display_line
 from emutui.tui.links import InstanceLink
 from emutui.tui.messages import Connected, EventsArrived, InstancesChanged, StatusChanged
-from emutui.tui.screens.dialogs import ConfirmScreen, PickScreen
+from emutui.tui.screens.dialogs import ConfirmScreen
 from emutui.tui.widgets.console_pane import ConsolePane
 from emutui.tui.widgets.cpu import CpuPane
 from emutui.tui.widgets.cpu import supports as cpu_supported
@@ -27,6 +27,7 @@ from emutui.tui.widgets.props import PropsPane
 
 if TYPE_CHECKING:
     from emutui.tui.app import EmutuiApp
+    from emutui.tui.screens.start import StartRequest
 
 WIDE = 160  # columns from which the instances move into a sidebar
 
@@ -79,6 +80,7 @@ class MainScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__(id="main")
         self.current: InstanceLink | None = None
+        self._select_after: str | None = None  # an instance just started: select it
         self._panes_dirty = False
         self._panes_running = False
 
@@ -122,6 +124,9 @@ class MainScreen(Screen[None]):
         table = self.query_one(InstanceTable)
         table.sync(self.emu.links.values())
         self._title()
+        if self._select_after is not None and self._select_after in self.emu.links:
+            table.move_cursor(row=table.get_row_index(self._select_after))
+            self._select_after = None
         name = table.selected_name()
         if name is None:
             if self.current is not None:
@@ -190,6 +195,18 @@ class MainScreen(Screen[None]):
 
     def offers(self, action: str) -> bool:
         """Whether the selected instance's backend can do ``action`` (pause, reset, …)."""
+        if action == "restart_instance":
+            link, cfg = self.current, self.emu.config
+            return (
+                link is not None
+                and not link.inst.is_daemon
+                and cfg is not None
+                and link.inst.target in cfg.targets
+                and (
+                    Capability.STOP in link.known_capabilities
+                    or link.status.state is InstanceState.DEAD
+                )
+            )
         need = ACTION_NEEDS.get(action)
         if need is None:
             return True
@@ -380,6 +397,10 @@ class MainScreen(Screen[None]):
         return link
 
     def action_start_target(self) -> None:
+        """`n`: as `emutui start TARGET --name NAME [--paused]`, a free name suggested."""
+        from emutui.core.paths import check_name
+        from emutui.tui.screens.start import StartScreen
+
         cfg = self.emu.config
         if cfg is None or not cfg.targets:
             self.notify("no targets in the config (emutui.toml)", severity="warning")
@@ -389,23 +410,80 @@ class MainScreen(Screen[None]):
             for n, t in sorted(cfg.targets.items())
         ]
 
-        def picked(name: str | None) -> None:
-            if name:
-                self._start(name)
+        def picked(req: StartRequest | None) -> None:
+            if req is not None:
+                self._start(req.target, req.name, req.paused)
 
-        self.app.push_screen(PickScreen("Start a target", items), picked)
+        self.app.push_screen(StartScreen(items, self._taken_names, check_name), picked)
+
+    def _taken_names(self) -> set[str]:
+        """Names a new instance cannot have: those of live instances (a dead one's is reused)."""
+        return {n for n, lk in self.emu.links.items() if lk.status.state is not InstanceState.DEAD}
 
     @work(group="lifecycle", exit_on_error=False)
-    async def _start(self, target: str) -> None:
-        from emutui.control import start_target
+    async def _start(self, target: str, name: str | None = None, paused: bool = False) -> None:
+        from emutui import control
 
-        self.notify(f"starting {target}…", markup=False)
+        label = name or target
+        self.notify(f"starting {label} ({target}){' paused' if paused else ''}…", markup=False)
         try:
-            inst = await start_target(self.emu.config, self.emu.registry, target, None, False)
+            inst = await control.start_target(
+                self.emu.config, self.emu.registry, target, name, paused
+            )
         except EmutuiError as e:
             self.notify(str(e), title="start failed", severity="error", markup=False)
             return
         self.notify(f"{inst.name} started (pid {inst.pid})", markup=False)
+        self._select_after = inst.name
+        self.emu.rescan()
+
+    def action_restart_instance(self) -> None:
+        """Stop and start the same target under the same name (asks first)."""
+        link = self.current
+        if link is None or not self.offers("restart_instance"):
+            why = (
+                "no instance selected"
+                if link is None
+                else f"{link.name}: target {link.inst.target!r} is not in the config"
+                if self.emu.config is None or link.inst.target not in self.emu.config.targets
+                else f"{link.name}: the {link.inst.backend} backend cannot be restarted"
+            )
+            self.notify(why, severity="warning", markup=False)
+            return
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self._restart(link)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Restart {link.name}: stop it (pid {link.inst.pid or '-'}) and start target "
+                f"{link.inst.target} again under the same name?",
+                yes="Restart",
+            ),
+            confirmed,
+        )
+
+    @work(group="lifecycle", exit_on_error=False)
+    async def _restart(self, link: InstanceLink) -> None:
+        from emutui import control
+
+        name, target = link.name, link.inst.target
+        self.emu.stopping.add(name)
+        try:
+            await self.emu.drop_link(name)
+            await control.stop_instance(self.emu.registry, link.inst)
+            self.notify(f"{name} stopped; starting {target}…", markup=False)
+            inst = await control.start_target(
+                self.emu.config, self.emu.registry, target, name, False
+            )
+        except EmutuiError as e:
+            self.notify(str(e), title="restart failed", severity="error", markup=False)
+        else:
+            self.notify(f"{inst.name} restarted (pid {inst.pid})", markup=False)
+            self._select_after = name
+        finally:
+            self.emu.stopping.discard(name)
         self.emu.rescan()
 
     def action_stop_instance(self) -> None:

@@ -33,6 +33,7 @@ class InstanceTable(DataTable[Text | str]):
         Binding("k", "cursor_up", "Up", show=False),
         Binding("n", "screen.start_target", "Start"),
         Binding("x", "screen.stop_instance", "Stop"),
+        Binding("R", "screen.restart_instance", "Restart", show=False),
         Binding("r", "screen.reset_instance", "Reset"),
         Binding("p", "screen.pause_instance", "Pause"),
         Binding("u", "screen.resume_instance", "Resume"),
