@@ -323,11 +323,6 @@ class MainScreen(Screen[None]):
                 tabs.show_tab(pane_id)
             else:
                 tabs.hide_tab(pane_id)
-        if tabs.active and not tabs.get_tab(tabs.active).display:
-            # the pane shown is gone for this instance: show the first one it has
-            first = next((p for p in PANES if tabs.get_tab(p).display), None)
-            if first is not None:
-                tabs.active = first
         usable = link if link is not None and link.conn is not None else None
         await self.query_one(ConsolePane).show(link, force=force)
         self.query_one(EventsPane).show(link)
@@ -335,6 +330,11 @@ class MainScreen(Screen[None]):
         self.query_one(MemoryPane).show(usable)
         cpu = usable is not None and cpu_supported(usable)
         (tabs.show_tab if cpu else tabs.hide_tab)("cpu")
+        if tabs.active and not tabs.get_tab(tabs.active).display:
+            # the pane shown is gone for this instance: show the first one it has
+            first = next((p for p in PANES if tabs.get_tab(p).display), None)
+            if first is not None:
+                tabs.active = first
         self.query_one(CpuPane).show(usable if cpu else None)
 
     # -- actions ----------------------------------------------------------------------
@@ -351,7 +351,8 @@ class MainScreen(Screen[None]):
             return
         if not tabs.get_tab(pane).display:
             name = self.current.name if self.current else "this instance"
-            self.notify(f"{name} has no {PANES[pane][0].lower()} pane", severity="warning")
+            title = PANES[pane][0] if pane in PANES else pane.upper()
+            self.notify(f"{name} has no {title} pane", severity="warning", markup=False)
             return
         tabs.active = pane
         if pane == "console":
