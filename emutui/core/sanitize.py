@@ -161,6 +161,12 @@ def sanitize(data: bytes) -> bytes:
     return TerminalSanitizer().feed(data)
 
 
+def sanitize_text(text: str) -> str:
+    """``sanitize`` for text already decoded (peer strings): same allow-list."""
+    data = text.encode("utf-8", "surrogateescape")
+    return sanitize(data).decode("utf-8", "replace")
+
+
 _ANY_CSI = re.compile(r"\x1b\[[0-9;:]*[\x40-\x7e]|\x1b[78DEM]")
 _CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 

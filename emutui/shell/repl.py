@@ -36,6 +36,7 @@ from prompt_toolkit.styles import Style
 
 from emutui.core.errors import DisconnectedError, EmutuiError, InstanceDeadError
 from emutui.core.model import Event
+from emutui.core.sanitize import display_line, sanitize_text
 from emutui.shell.completion import Candidate
 from emutui.shell.modes import Mode, QmpMode, Result
 from emutui.shell.wire import Wire
@@ -142,7 +143,7 @@ def event_line(ev: Event) -> FormattedText:
     parts: StyleAndTextTuples = [
         ("class:event", "event "),
         ("class:event.time", f"{t}.{ms:03d} "),
-        ("class:event.name", ev.name),
+        ("class:event.name", display_line(ev.name)),
     ]
     if data:
         parts.append(("class:event", " " + data))
@@ -323,7 +324,7 @@ class Shell:
     def _show_wire(self, direction: str, text: str) -> None:
         if len(text) > WIRE_SHOW_MAX:  # the QMP schema is 200 KB on one line
             text = f"{text[:WIRE_SHOW_MAX]}… ({len(text)} bytes; -l logs it whole)"
-        self.emit(styled("dim", f"{direction} {text}", self.color))
+        self.emit(styled("dim", f"{direction} {display_line(text)}", self.color))
 
     def echo(self, text: Any) -> None:
         print_formatted_text(text, style=STYLE)
@@ -346,7 +347,8 @@ class Shell:
 
     def echo_result(self, result: Result) -> None:
         if result.text:
-            text = str(result.value).rstrip("\n")
+            # Peer text (HMP, Renode's Monitor): through the terminal filter (colours stay)
+            text = sanitize_text(str(result.value)).rstrip("\n")
             if text:
                 self.emit(text)
             return
