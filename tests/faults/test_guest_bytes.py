@@ -180,4 +180,5 @@ def test_shell_prints_peer_text_through_the_filter() -> None:
     line = event_line(Event(name="EV\x1b]0;t\x07\x9b6n", data={"a": "\x1b[3J"}))
     text = "".join(part[1] for part in line)
     assert "\x1b" not in text and "\x9b" not in text and "\x07" not in text
-    assert sanitize_text("ok \x1b[1mbold\x1b[0m \x1b]52;c;x\x07\u009b2h") == "ok \x1b[1mbold\x1b[0m "
+    peer = "ok \x1b[1mbold\x1b[0m \x1b]52;c;x\x07\u009b2h"
+    assert sanitize_text(peer) == "ok \x1b[1mbold\x1b[0m "
