@@ -90,6 +90,9 @@ class Port:
         gap = os.environ.get(supervisor.GAP_ENV)
         if gap:
             self._record_gap(gap)
+        watch = None
+        if self.spec.upstream.startswith("tcp:"):
+            watch = asyncio.create_task(self._watch_tcp_peers())
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.spec.listen)
         server = await asyncio.start_unix_server(self._client, path=self.spec.listen)
@@ -111,6 +114,8 @@ class Port:
                         continue
                     w.write(data)
         finally:
+            if watch is not None:
+                watch.cancel()
             server.close()
             for w in list(self.clients):
                 self._drop(w)
@@ -132,6 +137,28 @@ class Port:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.01)
+
+    async def _watch_tcp_peers(self) -> None:
+        """A real Renode's terminal is TCP: any local user can connect to it, and the
+        one it serves gets the UART. Say so, in the log where the owner reads the
+        UART, whenever another connection to that port shows up (/proc/net/tcp)."""
+        assert self.up_writer is not None
+        sock = self.up_writer.get_extra_info("sockname")
+        own = int(sock[1]) if isinstance(sock, tuple) and len(sock) > 1 else -1
+        port = int(self.spec.upstream.rpartition(":")[2])
+        seen: set[int] = set()
+        while True:
+            for local_port, uid in tcp_clients_of(port):
+                if local_port == own or local_port in seen:
+                    continue
+                seen.add(local_port)
+                msg = (
+                    f"another connection (uid {uid}) to this UART's TCP terminal "
+                    f"127.0.0.1:{port}: it may get what is typed or printed here"
+                )
+                self.log.write(f"\r\n[emutui: warning: {msg}]\r\n".encode())
+                _note(f"{self.spec.channel}: {msg}")
+            await asyncio.sleep(TCP_WATCH_PERIOD)
 
     def _record_gap(self, since_text: str) -> None:
         """The hub before this one died: say in the log (and the gaps file) what is missing."""
@@ -172,6 +199,31 @@ class Port:
 
 
 GAP_WHY_ENV = "EMUTUI_GAP_WHY"
+TCP_WATCH_PERIOD = 1.0
+
+
+def tcp_clients_of(port: int) -> list[tuple[int, int]]:
+    """(local port, uid) of every established loopback connection to ``port``."""
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 8 or parts[3] != "01":  # 01: ESTABLISHED
+                continue
+            try:
+                local_port = int(parts[1].rpartition(":")[2], 16)
+                rem_port = int(parts[2].rpartition(":")[2], 16)
+                uid = int(parts[7])
+            except ValueError:
+                continue
+            if rem_port == port:
+                out.append((local_port, uid))
+    return out
 
 
 def _clock(t: float) -> str:

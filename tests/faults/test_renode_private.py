@@ -85,3 +85,18 @@ async def test_other_user_cannot_reach_the_standin(
     finally:
         os.chmod(state, 0o700)
         await stop_instance(reg, inst)
+
+
+async def test_another_connection_to_a_tcp_terminal_is_reported(renode_like_board) -> None:  # noqa: F811
+    import socket
+
+    up = renode_like_board.handles.channels["uart0"].upstream or ""
+    port = int(up.rpartition(":")[2])
+    intruder = socket.create_connection(("127.0.0.1", port))
+    try:
+        data = await wait_for_file_text(
+            renode_like_board.serial_log("uart0"), b"[emutui: warning: another connection"
+        )
+        assert f"127.0.0.1:{port}".encode() in data
+    finally:
+        intruder.close()
