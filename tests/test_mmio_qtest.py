@@ -117,3 +117,39 @@ def test_every_instance_has_qtest_but_writes_need_the_key(
     conn = QemuConnector(inst)
     assert Capability.MEMORY_WRITE not in conn.capabilities
     assert json.loads(r.out)["hex"].startswith("ed000001")
+
+
+@needs_qemu
+async def test_concurrent_readers_take_turns(guest: Instance) -> None:
+    # QEMU serves one qtest client with a listen backlog of one: without the lock,
+    # the third concurrent client read from a socket that never connected (EINVAL).
+    def read() -> tuple[int, str, str]:
+        r = run_cli("mem", "read", guest.name, "edu0.bar0", "0", "4096", "--json")
+        return r.rc, r.out, r.err
+
+    results = await asyncio.gather(*(asyncio.to_thread(read) for _ in range(5)))
+    assert all(rc == 0 and not err for rc, _, err in results), results
+    hexes = {json.loads(out)["hex"] for _, out, _ in results}
+    assert len(hexes) == 1 and next(iter(hexes)).startswith("ed000001")
+
+
+async def test_the_lock_sits_beside_the_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emutui.backends.qemu.qtest as qt
+
+    monkeypatch.setattr(qt, "LOCK_WAIT", 0.1)
+    sock = tmp_path / "qt.sock"
+    server = await fake_qtest(sock, lambda line: b"OK 0x0000000000000001\n")
+    try:
+        async with QtestClient(str(sock)) as q:
+            lock = tmp_path / "qt.lock"
+            assert lock.exists() and lock.stat().st_mode & 0o777 == 0o600
+            other = QtestClient(str(sock))
+            with pytest.raises(BusyError, match="busy"):
+                await other.__aenter__()
+            assert await q.readl(0) == 1
+        async with QtestClient(str(sock)) as q:  # released on exit
+            assert await q.readl(0) == 1
+    finally:
+        server.close()

@@ -15,11 +15,15 @@ stopped (SIGSTOP) or a channel held by someone else is reported, never a hang.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import struct
+from pathlib import Path
 
 from emutui.core.errors import BackendError, BusyError, DisconnectedError, ProtocolError
 
 DEADLINE = 2.0  # seconds for one operation's first reply
+LOCK_WAIT = 5.0  # seconds to wait for another emutui client to finish with the channel
 PER_REQUEST = 100e-6  # added to the deadline per pipelined request (QEMU needs ~5 µs)
 WINDOW = 1024  # requests in flight: bounded by what the socket buffers hold both ways
 _CMD = {4: "readl", 8: "readq", 2: "readw", 1: "readb"}
@@ -34,25 +38,71 @@ class QtestClient:
         self._writer: asyncio.StreamWriter | None = None
         self._buf = b""
         self._lines: list[bytes] = []
+        self._lock_fd: int | None = None
 
     async def __aenter__(self) -> QtestClient:
+        await self._lock()
         try:
             self._reader, self._writer = await asyncio.wait_for(
                 asyncio.open_unix_connection(self.path), self.deadline
             )
         except (FileNotFoundError, ConnectionRefusedError) as e:
+            self._unlock()
             raise DisconnectedError(f"qtest socket {self.path} is not answering") from e
         except TimeoutError as e:
+            self._unlock()
             raise BusyError("qtest channel is held by another client") from e
+        except OSError as e:
+            self._unlock()
+            raise DisconnectedError(f"qtest socket {self.path}: {e.strerror or e}") from e
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        try:
+            if self._writer is not None:
+                self._writer.close()
+                try:
+                    await self._writer.wait_closed()
+                except OSError:
+                    pass
+        finally:
+            self._unlock()
+
+    # -- one client at a time ----------------------------------------------------------
+
+    async def _lock(self) -> None:
+        """Take ``qtest.lock`` beside the socket: emutui clients queue here, not in
+        QEMU's listen queue. QEMU serves one qtest client and a backlog of one; a
+        third client's connect overflows it, and asyncio then reads from a socket
+        that never connected (EINVAL). Where no lock file can be made (a socket
+        in someone else's directory, attached), go without."""
+        self._lock_fd = None
+        try:
+            fd = os.open(Path(self.path).with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + LOCK_WAIT
+        while True:
             try:
-                await self._writer.wait_closed()
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._lock_fd = fd
+                return
+            except BlockingIOError:
+                if loop.time() > until:
+                    os.close(fd)
+                    raise BusyError(
+                        f"qtest channel busy for {LOCK_WAIT:.0f} s (another emutui client)"
+                    ) from None
+                await asyncio.sleep(0.002)
             except OSError:
-                pass
+                os.close(fd)
+                return
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
 
     # -- the wire ----------------------------------------------------------------------
 
@@ -98,6 +148,8 @@ class QtestClient:
             ) from e
         except (ConnectionResetError, BrokenPipeError) as e:
             raise DisconnectedError("qtest channel closed") from e
+        except OSError as e:
+            raise DisconnectedError(f"qtest channel: {e.strerror or e}") from e
         return replies
 
     @staticmethod
