@@ -243,7 +243,7 @@ class EmutuiApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # In a console every key belongs to the guest: ^P and ^Q go to it, not to us.
-        return not (action in ("command_palette", "quit") and self._in_console())
+        return not (action in ("command_palette", "quit", "help") and self._in_console())
 
     def _in_console(self) -> bool:
         from emutui.tui.widgets.console_pane import ConsoleWidget

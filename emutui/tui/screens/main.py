@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from emutui.core.errors import EmutuiError
 from emutui.core.model import Capability, InstanceState
@@ -21,6 +21,7 @@ from emutui.tui.widgets.console_pane import ConsolePane
 from emutui.tui.widgets.cpu import CpuPane
 from emutui.tui.widgets.cpu import supports as cpu_supported
 from emutui.tui.widgets.events import EventsPane
+from emutui.tui.widgets.footer import QuietFooter
 from emutui.tui.widgets.instances import InstanceTable
 from emutui.tui.widgets.memory import MemoryPane
 from emutui.tui.widgets.props import PropsPane
@@ -108,7 +109,7 @@ class MainScreen(Screen[None]):
                     yield MemoryPane(id="memory-pane")
                 with TabPane("CPU", id="cpu"):
                     yield CpuPane(id="cpu-pane")
-        yield Footer()
+        yield QuietFooter()
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width >= WIDE, "-wide")
@@ -325,9 +326,6 @@ class MainScreen(Screen[None]):
                 tabs.hide_tab(pane_id)
         usable = link if link is not None and link.conn is not None else None
         await self.query_one(ConsolePane).show(link, force=force)
-        self.query_one(EventsPane).show(link)
-        self.query_one(PropsPane).show(usable)
-        self.query_one(MemoryPane).show(usable)
         cpu = usable is not None and cpu_supported(usable)
         (tabs.show_tab if cpu else tabs.hide_tab)("cpu")
         if tabs.active and not tabs.get_tab(tabs.active).display:
@@ -335,7 +333,24 @@ class MainScreen(Screen[None]):
             first = next((p for p in PANES if tabs.get_tab(p).display), None)
             if first is not None:
                 tabs.active = first
-        self.query_one(CpuPane).show(usable if cpu else None)
+        # The pane in view first; the hidden ones after the frame that shows it, so a
+        # switch of instance is drawn without waiting for them (issue 15 item 27).
+        shows = {
+            "events": lambda: self.query_one(EventsPane).show(link),
+            "props": lambda: self.query_one(PropsPane).show(usable),
+            "memory": lambda: self.query_one(MemoryPane).show(usable),
+            "cpu": lambda: self.query_one(CpuPane).show(usable if cpu else None),
+        }
+        now = shows.pop(tabs.active, None)
+        if now is not None:
+            now()
+
+        def later() -> None:
+            if self.current is link:
+                for show in shows.values():
+                    show()
+
+        self.call_after_refresh(later)
 
     # -- actions ----------------------------------------------------------------------
 
