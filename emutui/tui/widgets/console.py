@@ -262,6 +262,7 @@ class ConsoleView(ScrollView, can_focus=True):
         self._style_cache: dict[int, RichStyle] = {}
         self._style_base: RichStyle | None = None
         self._hl_style: RichStyle | None = None
+        self._fit_pending = False
         self._match: tuple[int, int, int] | None = None  # (line, start, end) of the last search hit
         self._query = ""
         self.search_wrapped = False  # the last search went round the end (the pane says so)
@@ -290,6 +291,10 @@ class ConsoleView(ScrollView, can_focus=True):
                 pass
 
     def on_resize(self, event: events.Resize) -> None:
+        self._fit_terminal()
+
+    def _fit_later(self) -> None:
+        self._fit_pending = False
         self._fit_terminal()
 
     def _fit_terminal(self) -> None:
@@ -576,6 +581,13 @@ class ConsoleView(ScrollView, can_focus=True):
             self._style_cache.clear()
             self._hl_style = None  # the theme may have changed too
             self._style_base = base
+        region = self.scrollable_content_region
+        scr = self.terminal.screen
+        if (region.width, region.height) != (scr.cols, scr.rows) and not self._fit_pending:
+            # A size change that came while hidden (or before the first layout) and
+            # no Resize since: fit the terminal once this frame is done.
+            self._fit_pending = True
+            self.call_later(self._fit_later)
         return super().render_lines(crop)
 
     def _rich_style(self, sid: int) -> RichStyle:
