@@ -15,11 +15,13 @@ import importlib.util
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from emutui.config import Config, parse_config
 from emutui.core.errors import EmutuiError
+from emutui.core.instance import Instance
 from emutui.core.registry import Registry
 
 QEMU = "qemu-system-x86_64"
@@ -61,6 +63,16 @@ class DemoLab:
     notes: list[str] = field(default_factory=list)
     started: set[str] = field(default_factory=set)  # what the demo started, all it stops
     own_state_dir: bool = True  # a temporary state dir of its own (else the user's)
+    created_at: float = field(default_factory=time.time)
+
+    def is_demos(self, inst: Instance) -> bool:
+        """Started by the demo, or from its console afterwards (a target of the lab's
+        config started since the lab was made): what teardown stops."""
+        if self.own_state_dir or inst.name in self.started:
+            return True
+        h = inst.handles
+        targets = self.config.targets if self.config else {}
+        return h is not None and h.target in targets and (h.created or 0) >= self.created_at
 
     @property
     def registry(self) -> Registry:
@@ -77,7 +89,7 @@ class DemoLab:
         reg = self.registry
         # In a state dir of its own, everything there is the demo's; in the user's,
         # only what it started.
-        insts = [i for i in reg.instances() if self.own_state_dir or i.name in self.started]
+        insts = [i for i in reg.instances() if self.is_demos(i)]
         results = await asyncio.gather(
             *(stop_instance(reg, i) for i in insts), return_exceptions=True
         )

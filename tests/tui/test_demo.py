@@ -123,3 +123,28 @@ async def test_demo_q_asks_before_stopping_the_lab(tmp_path) -> None:
         assert not isinstance(app.screen, ConfirmScreen) and app.is_running
         await pilot.press("q", "y")
         await until(pilot, lambda: not app.is_running, what="quit after yes")
+
+
+def test_demo_teardown_takes_what_was_started_from_its_console(tmp_path) -> None:
+    """In the user's state dir the demo stops what it started, and what was started
+    from its console since (a target of its config), never the user's own."""
+    import time
+
+    from emutui.config import Config
+    from emutui.core.handles import Handles
+    from emutui.core.instance import Instance
+    from emutui.core.targets import TargetConfig
+
+    lab = demo.DemoLab(tmp_path, tmp_path, tmp_path / ".demo" / "emutui.toml", own_state_dir=False)
+    lab.config = Config(path=None, targets={"board": TargetConfig("board", "renode", {})})
+    lab.started = {"pc"}
+
+    def inst(name: str, target: str, created: float) -> Instance:
+        h = Handles(name=name, backend="renode", target=target, pid=1, created=created)
+        return Instance(name=name, wd=tmp_path / name, handles=h)
+
+    now = time.time()
+    assert lab.is_demos(inst("pc", "pc", now))
+    assert lab.is_demos(inst("board-2", "board", now + 1))  # `n` in the demo
+    assert not lab.is_demos(inst("board", "board", now - 3600))  # the user's, from before
+    assert not lab.is_demos(inst("mine", "other", now + 1))

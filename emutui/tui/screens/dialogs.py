@@ -58,6 +58,7 @@ class PromptScreen(ModalScreen[str | None]):
         placeholder: str = "",
         validate: Callable[[str], str | None] | None = None,
         suggester: Suggester | None = None,
+        continue_value: bool = False,
     ) -> None:
         super().__init__()
         self.title_text = title
@@ -65,6 +66,8 @@ class PromptScreen(ModalScreen[str | None]):
         self.placeholder = placeholder
         self.validate = validate
         self.suggester = suggester
+        # a prefix to type on ("/machine/peripheral/", "0x"), not a value to replace
+        self.continue_value = continue_value
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -74,6 +77,7 @@ class PromptScreen(ModalScreen[str | None]):
                 placeholder=self.placeholder,
                 id="prompt-input",
                 suggester=self.suggester,
+                select_on_focus=not self.continue_value,
             )
             yield Static("", id="prompt-error", classes="dialog-error")
 

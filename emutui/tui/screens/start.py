@@ -58,13 +58,15 @@ class StartScreen(ModalScreen[StartRequest | None]):
             yield OptionList(
                 *(Option(f"{k}  [dim]{d}[/]", id=k) for k, d in self.targets), id="start-targets"
             )
-            yield Label("Instance name")
-            yield Input(id="start-name", placeholder="name")
-            yield Checkbox("start paused (the guest waits for resume)", id="start-paused")
+            yield Label("Instance name (a free one is suggested)")
+            yield Input(id="start-name", placeholder="name", compact=True)
+            yield Checkbox(
+                "start paused (the guest waits for resume)", id="start-paused", compact=True
+            )
             yield Static("", id="start-error", classes="dialog-error")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Start", variant="primary", id="start-go")
-                yield Button("Cancel", id="start-cancel")
+            with Horizontal(classes="dialog-buttons", id="start-buttons"):
+                yield Button("Start", variant="primary", id="start-go", compact=True)
+                yield Button("Cancel", id="start-cancel", compact=True)
 
     def on_mount(self) -> None:
         if self.targets:

@@ -157,8 +157,8 @@ class DisasmView(Widget, can_focus=True):
         ins = self.insns[idx]
         if kind == 0:
             label = Segment(f"{ins.addr:08x} <{self.labels[ins.addr]}>:", _LABEL)
-            return Strip([label]).crop(0, width).extend_cell_length(width).apply_style(
-                self.rich_style
+            return (
+                Strip([label]).crop(0, width).extend_cell_length(width).apply_style(self.rich_style)
             )
         is_pc = ins.addr == self.pc
         mark = "▶" if is_pc else " "

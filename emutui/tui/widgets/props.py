@@ -316,11 +316,9 @@ class PropsPane(Vertical):
     @on(Input.Submitted, "#prop-search")
     def _search_submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        # Enter keeps the match found while typing and goes back to the tree (n/N go on)
         self.search_text = event.value.strip()
-        if not self.search_text:
-            self.action_close_search()
-            return
-        self.search(self.search_text, 1)
+        self.action_close_search()
 
     def action_search_next(self, step: int) -> None:
         if not self.search_text:
@@ -377,6 +375,7 @@ class PropsPane(Vertical):
                 "/machine/peripheral/",
                 placeholder="/machine/…",
                 suggester=PathSuggester(self),
+                continue_value=True,
             ),
             done,
         )
@@ -441,7 +440,8 @@ class PropsPane(Vertical):
             else:
                 node = leaf
         tree.move_cursor(node)
-        tree.scroll_to_node(node, animate=False)
+        # after the layout of what was just expanded, or the node may stay out of view
+        self.call_after_refresh(tree.scroll_to_node, node, animate=False)
         tree.focus()
         return node
 
