@@ -63,6 +63,12 @@ def test_start_control_and_console_on_a_host(lab: Lab) -> None:
     assert b"hello-over-ssh" in out, (out[-300:], err[-300:])
     r = run_cli("logs", "guest@lab1")
     assert "hello-over-ssh" in r.out
+    r = run_cli("shell", "guest@lab1", "-c", "query-status")
+    assert r.rc == 0 and "running" in r.out, r.out + r.err
+    r = run_cli("events", "guest@lab1")
+    assert r.rc == 0 and "STOP" in r.out and "RESUME" in r.out, r.out + r.err
+    r = run_cli("prop", "get", "guest@lab1", "/machine/peripheral/nosuch", "type")
+    assert r.rc == 1 and r.err.count("\n") == 1 and "Traceback" not in r.err, r.err
     r = run_cli("stop", "guest@lab1")
     assert r.rc == 0, r.err
     assert json.loads(run_cli("ls", "--json").out) == []
