@@ -63,10 +63,13 @@ async def test_tui_shows_both_hosts_instances_and_their_consoles(
             assert view is not None
             await until(pilot, lambda: "ready (COM1)" in widget_text(view), timeout=20,
                         what="the host's banner, from its log")  # fmt: skip
+            # Keys typed before the forward is up are dropped, as on a local console.
+            await until(pilot, lambda: getattr(view, "state", "") == "ATTACHED", timeout=30,
+                        what="console attached through the forward")  # fmt: skip
             await pilot.press("enter")
             await pilot.press(*"typed-from-the-laptop", "enter")
             await until(pilot, lambda: "typed-from-the-laptop" in widget_text(view),
-                        timeout=20, what="echo over ssh")  # fmt: skip
+                        timeout=30, what="echo over ssh")  # fmt: skip
     finally:
         await hosts.close()
         await hosts.close_masters()
