@@ -182,3 +182,50 @@ async def test_console_search_and_copy_after_leaving(guest, registry, config):
         await until(pilot, lambda: view.match is not None, what="match highlighted")
         await pilot.press("c")
         await until(pilot, lambda: "needle42" in (app.clipboard or ""), what="copied")
+
+
+async def test_hmp_text_reply_is_shown_as_lines(guest, registry, config):
+    """`:!info registers` answers text: each register line is a row of its own."""
+    from emutui.tui.widgets.events import REPLY
+
+    app = EmutuiApp(registry, config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: _connected(app, guest.name), what="connected")
+        events = app.screen.query_one(EventsPane)
+        await until(pilot, lambda: events.link is not None, what="events pane on the guest")
+        await pilot.press("3", "colon", *"!info registers", "enter")
+        await until(pilot, lambda: REPLY in events.visible_names(), what="reply")
+        await pilot.pause()
+        lst = events.event_list
+        rows = [lst.row_text(r) for r in range(len(lst.rows))]
+        assert not any("\\r\\n" in r for r in rows)
+        assert sum(r.strip().startswith(("EAX=", "ESI=", "EIP=")) for r in rows) == 3
+        detail = events.detail_text()
+        assert "\nEAX=" in detail and "\\r\\n" not in detail
+
+
+async def test_edit_without_qtest_says_qtest(registry, config):
+    """`e` on RAM of a target without qtest = true: the CLI's message, nothing else."""
+    from emutui.control import stop_instance
+
+    inst = await start_target(config, registry, "plain", None, False)
+    try:
+        app = EmutuiApp(registry, config)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: _connected(app, inst.name), what="connected")
+            table = app.screen.query_one("#instances")
+            table.move_cursor(row=table.get_row_index(inst.name))
+            await until(pilot, lambda: app.screen.current.name == inst.name)
+            await pilot.press("5")
+            mem = app.screen.query_one(MemoryPane)
+            await until(pilot, lambda: any(r.name == "ram" for r in mem.regions), what="regions")
+            mem.select_region("ram")
+            hv = app.screen.query_one(HexView)
+            await until(pilot, lambda: hv.mem_region is not None and hv.mem_region.name == "ram")
+            hv.focus()
+            await pilot.press("e")
+            msgs = [n.message for n in app._notifications]
+            assert any("qtest = true" in m for m in msgs), msgs
+            assert not any("read-only" in m for m in msgs)
+    finally:
+        await stop_instance(registry, inst)
