@@ -50,12 +50,12 @@ _NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|[0-9]+", re.ASCII)
 def parse_int(text: str, what: str) -> int:
     """Decimal digits or 0x-prefixed hex, ASCII only, as the help says: no 0b/0o,
     no ``_`` separators, no other scripts' digits (which ``int(text, 0)`` would take)."""
-    if not _NUMBER.fullmatch(text.strip()):
+    t = text.strip()
+    if t.startswith("-") and _NUMBER.fullmatch(t[1:]):
+        raise RangeError(f"{what} {text!r} must not be negative")
+    if not _NUMBER.fullmatch(t):
         raise RangeError(f"{what} {text!r} is not a number (decimal or 0x-prefixed hex)")
-    value = int(text.strip(), 16 if text.strip()[:2].lower() == "0x" else 10)
-    if value < 0:
-        raise RangeError(f"{what} must not be negative")
-    return value
+    return int(t, 16 if t[:2].lower() == "0x" else 10)
 
 
 def parse_value(text: str, width: int = 1, byte_order: str = "little") -> WriteValue:
