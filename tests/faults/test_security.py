@@ -44,7 +44,19 @@ def run_on_pty(args: list[str], send: bytes = b"", seconds: float = 3.0) -> byte
         os.execv(sys.executable, [sys.executable, "-m", "emutui", *args])
     out = b""
     try:
-        time.sleep(0.8)
+        if send:
+            # Type only once the console is attached (its "connected" line), however
+            # slow the machine: bytes before that would be typed into nothing.
+            ready = time.monotonic() + 20
+            while b"connected" not in out and time.monotonic() < ready:
+                r, _, _ = select.select([fd], [], [], 0.1)
+                if r:
+                    try:
+                        out += os.read(fd, 65536)
+                    except OSError:
+                        break
+        else:
+            time.sleep(0.8)
         if send:
             os.write(fd, send)
         deadline = time.monotonic() + seconds
