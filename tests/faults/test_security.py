@@ -8,6 +8,7 @@ import pty
 import re
 import select
 import stat
+import termios
 import subprocess
 import sys
 import time
@@ -45,10 +46,13 @@ def run_on_pty(args: list[str], send: bytes = b"", seconds: float = 3.0) -> byte
     out = b""
     try:
         if send:
-            # Type only once the console is attached (its "connected" line), however
-            # slow the machine: bytes before that would be typed into nothing.
+            # Type only once the console is attached (its "connected" line) and the
+            # terminal is raw (entering raw mode flushes pending input), however slow
+            # the machine: bytes before that would be typed into nothing.
             ready = time.monotonic() + 20
-            while b"connected" not in out and time.monotonic() < ready:
+            while time.monotonic() < ready and not (
+                b"connected" in out and not termios.tcgetattr(fd)[3] & termios.ICANON
+            ):
                 r, _, _ = select.select([fd], [], [], 0.1)
                 if r:
                     try:
