@@ -8,9 +8,9 @@ import pty
 import re
 import select
 import stat
-import termios
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
