@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "emutui.commands.props",  # prop ls|get|set
     "emutui.commands.mem",  # mem regions|read|write
     "emutui.commands.streams",  # events logs term
+    "emutui.commands.runs",  # runs rm prune timeline export
     "emutui.commands.tui",  # demo (and bare emutui)
     "emutui.commands.shell",  # shell
     "emutui.commands.sim",  # sim vrtd|renode

@@ -24,6 +24,7 @@ class Config:
     daemons: dict[str, TargetConfig] = field(default_factory=dict)
     ui: dict[str, Any] = field(default_factory=dict)
     hosts: dict[str, Any] = field(default_factory=dict)  # name -> remote.ssh.HostConfig
+    history: dict[str, Any] = field(default_factory=dict)  # [history]: kept runs (core/runs.py)
 
     def target(self, name: str) -> TargetConfig:
         if name in self.targets:
@@ -71,12 +72,22 @@ def parse_config(path: Path, validate: bool = True) -> Config:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
     cfg = Config(path=path)
-    known = {"targets", "daemons", "ui", "logs", "hosts"}
+    known = {"targets", "daemons", "ui", "logs", "hosts", "history"}
     for key in raw:
         if key not in known:
             raise ConfigError(
-                f"{path}: {key}: unknown section (expected targets, daemons, hosts, logs or ui)"
+                f"{path}: {key}: unknown section "
+                "(expected targets, daemons, hosts, logs, history or ui)"
             )
+    from emutui.core.runs import HistoryLimits
+
+    try:
+        HistoryLimits.from_config(raw.get("history"))
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"{path}: {e}") from e
+    cfg.history = dict(raw.get("history") or {})
     logs = raw.get("logs", {})
     if not isinstance(logs, dict) or set(logs) - {"max_bytes", "generations"}:
         raise ConfigError(f"{path}: logs: expected a table with max_bytes and generations")

@@ -95,36 +95,45 @@ async def probe_status(inst: Instance, timeout: float = 2.0) -> InstanceStatus:
         return InstanceStatus(InstanceState.UNKNOWN, str(e))
 
 
-async def stop_instance(registry: Registry, inst: Instance) -> None:
-    """Stop a live instance and remove its directory; a dead one is just cleaned.
+async def stop_instance(registry: Registry, inst: Instance, by: str | None = None) -> None:
+    """Stop a live instance (a dead one is just found dead) and keep its run.
 
-    An attached daemon is only detached: a real vrtd is never touched, while a
-    simulator emutui itself started (the demo's) is ended with it.
+    The directory is not deleted: it becomes a kept run (core/runs.py) with an
+    end record saying how it ended and who ended it. An attached daemon is only
+    detached: a real vrtd is never touched, while a simulator emutui itself
+    started (the demo's) is ended with it.
     """
     from emutui.core import proc, serialhub
 
     if inst.host is not None:  # NAME@HOST: the host's emutui stops it and keeps its run
         await make_connector(inst).stop()
         return
-    with inst.lock():
+    if inst.run is not None:
+        raise EmutuiError(f"{inst.ref} is a kept run, not a live instance ('emutui rm' removes it)")
+    registry.get(inst.name)  # a name of ours under the root, never a path
+    how = "found dead"
+    with registry.name_lock(inst.name), inst.lock():
         # What is on disk now, not what the caller loaded earlier: a restarted hub
         # or a restarted emulator of the same name has other pids.
         if inst.wd.exists():
             inst = Instance.load(inst.wd)
         h = inst.handles
         if h is not None and inst.is_daemon:
+            how = "detached"
             sim_pid, sim_start = h.options.get("sim_pid"), h.options.get("sim_pid_start")
             if h.simulated and isinstance(sim_pid, int):
                 proc.terminate(sim_pid, sim_start if isinstance(sim_start, int) else None)
             # An attached QEMU: end emutui's own helpers (QMP broker, serial hub) only.
             serialhub.stop_helpers(h)
         elif h is not None and inst.alive():
+            how = "stopped"
             await make_connector(inst, aux=True).stop()
         elif h is not None and h.pid:
             proc.terminate(h.pid, h.pid_start)
             serialhub.stop_helpers(h)
-        release_socket_dir(inst.wd)
-    registry.remove(inst)
+        release_socket_dir(inst.wd)  # before the move: its name hashes this path
+        if inst.wd.exists():
+            registry.keep_run(inst, how, by=by)
 
 
 def parse_value(text: str) -> Any:

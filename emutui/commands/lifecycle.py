@@ -19,6 +19,7 @@ Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("ls", help="list instances", parents=[common])
     p.add_argument("--json", action="store_true")
+    p.add_argument("-a", "--all", action="store_true", help="kept runs too, with how they ended")
     p.set_defaults(handler=cmd_ls)
 
     p = sub.add_parser("start", help="start a target from the config", parents=[common])
@@ -28,7 +29,9 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_start)
 
-    p = sub.add_parser("stop", help="stop an instance (or clean up a dead one)", parents=[common])
+    p = sub.add_parser(
+        "stop", help="stop an instance (or end a dead one); its run is kept", parents=[common]
+    )
     p.add_argument("name", nargs="?")
     p.add_argument("--all", action="store_true", help="stop every instance")
     p.set_defaults(handler=cmd_stop)
@@ -67,20 +70,28 @@ async def cmd_ls(args: argparse.Namespace) -> int:
             row["log_tail"] = dead_tail(inst)
         rows.append(row)
     rows += remote
+    kept: list[dict[str, Any]] = []
+    if getattr(args, "all", False):
+        from emutui.commands.runs import run_rows
+
+        kept = run_rows(reg)
     if args.json:
         from emutui.cli import print_json
 
-        print_json(rows)
+        print_json(rows + [r | {"state": "kept"} for r in kept])
         return 0
-    if not rows:
+    if not rows and not kept:
         hosts = await _host_names(args)
         print(f"no instances in {reg.root}" + (f" nor on {', '.join(hosts)}" if hosts else ""))
         return 0
+    if not rows:
+        print(f"no live instances in {reg.root}")
     host_col = bool(remote)
     header = (
         f"{'NAME':<16} {'BACKEND':<8} {'TARGET':<14} {'STATE':<13} {'UPTIME':>8} {'PID':>7}  DIR"
     )
-    print(f"{'HOST':<10} {header}" if host_col else header)
+    if rows:
+        print(f"{'HOST':<10} {header}" if host_col else header)
     for r in rows:
         sim = "*" if r["simulated"] else "+" if r.get("attached") else ""
         # Everything but the numbers may come from a file or a peer: one display filter.
@@ -105,6 +116,11 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         print("* simulated")
     if any(r.get("attached") and not r["simulated"] for r in rows):
         print("+ attached: emutui did not start it; stop detaches and leaves it running")
+    if kept:
+        from emutui.commands.runs import print_run_rows
+
+        print(f"\nkept runs ({len(kept)}; 'emutui runs NAME', 'emutui logs NAME~1'):")
+        print_run_rows(kept)
     return 0
 
 
@@ -188,7 +204,7 @@ async def cmd_stop(args: argparse.Namespace) -> int:
     failures = 0
     for inst in targets:
         try:
-            await stop_instance(reg, inst)
+            await stop_instance(reg, inst, by=_by("emutui stop"))
             if inst.is_daemon and inst.backend == "qemu":
                 from emutui.commands.attach import detached_message
 
@@ -202,6 +218,12 @@ async def cmd_stop(args: argparse.Namespace) -> int:
 
     remove_if_empty_lab(reg.root)  # a kept demo's /tmp lab goes with its last instance
     return 1 if failures else 0
+
+
+def _by(what: str) -> str:
+    from emutui.core.runs import who
+
+    return f"{what}: {who()}"
 
 
 async def cmd_control(args: argparse.Namespace) -> int:

@@ -11,12 +11,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from emutui.backends.base import SerialStream
 from emutui.commands import registry
-from emutui.core.errors import NotFoundError
+from emutui.core.errors import EmutuiError, NotFoundError
 from emutui.core.instance import Instance
 from emutui.core.model import Event
+from emutui.core.rotating import generations
 from emutui.core.sanitize import TerminalSanitizer, display_line
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
@@ -25,7 +27,7 @@ ESCAPE_KEY = 0x1D  # Ctrl+], as in telnet and virsh
 
 def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("events", help="event history, and live events with -f", parents=[common])
-    p.add_argument("name")
+    p.add_argument("name", help="NAME (live or last run), NAME~N (N runs before) or a run id")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     p.add_argument("-n", "--lines", type=int, default=0, help="only the last N from history")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -34,11 +36,17 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "logs", help="serial output (everything the guest printed)", parents=[common]
     )
-    p.add_argument("name")
+    p.add_argument("name", help="NAME (live or last run), NAME~N (N runs before) or a run id")
     p.add_argument("channel", nargs="?", help="serial channel (default: the first)")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("--emulator", action="store_true", help="the emulator's own output instead")
     p.add_argument("--raw", action="store_true", help="bytes as received, even to a terminal")
+    p.add_argument(
+        "-t", "--timestamps", action="store_true", help="each line with the time it arrived"
+    )
+    p.add_argument("--since", help="lines that arrived from then on (10:42, 2026-11-30T10:42, 5m)")
+    p.add_argument("--until", help="lines that arrived until then")
+    p.add_argument("--last", help="only the last span of the log (5m, 1h)")
     p.set_defaults(handler=cmd_logs)
 
     p = sub.add_parser("term", help="interactive serial console (Ctrl+] leaves)", parents=[common])
@@ -57,11 +65,14 @@ def format_event(ev: Event) -> str:
 async def cmd_events(args: argparse.Namespace) -> int:
     from emutui.control import connected
 
-    inst = registry(args).get(args.name)
+    inst = registry(args).resolve(args.name)
+    if args.follow and inst.run is not None:
+        raise EmutuiError(f"{inst.ref} is a kept run: it has no new events to follow")
 
     def show(ev: Event) -> None:
         print(json.dumps(ev.to_json(), default=str) if args.json else format_event(ev), flush=True)
 
+    # every kept generation, oldest first (events.jsonl.N … events.jsonl)
     for ev in inst.journal().read(limit=args.lines or None):
         show(ev)
     if args.follow:
@@ -93,14 +104,60 @@ def _channel(inst: Instance, channel: str | None) -> str:
 
 
 async def cmd_logs(args: argparse.Namespace) -> int:
-    inst = registry(args).get(args.name)
+    inst = registry(args).resolve(args.name)
+    if args.follow and inst.run is not None:
+        raise EmutuiError(f"{inst.ref} is a kept run: it has no new output to follow")
     path = inst.output_log() if args.emulator else inst.serial_log(_channel(inst, args.channel))
     out = sys.stdout.buffer
     sanitizer = None if args.raw or not sys.stdout.isatty() else TerminalSanitizer()
+    if args.timestamps or args.since or args.until or args.last:
+        if args.emulator:
+            raise EmutuiError("logs --emulator: the emulator's output has no arrival times")
+        _timed_logs(inst, path, args, out, sanitizer)
+        return 0
+    # Every kept generation, oldest first, then (with -f) what the live file gains.
+    for old in generations(path)[:-1]:
+        for chunk in follow_file(old, False):
+            out.write(sanitizer.feed(chunk) if sanitizer else chunk)
+        out.flush()
     for chunk in follow_file(path, args.follow, lambda: inst.alive()):
         out.write(sanitizer.feed(chunk) if sanitizer else chunk)
         out.flush()
     return 0
+
+
+def _timed_logs(
+    inst: Instance, path: Path, args: argparse.Namespace, out: Any, sanitizer: Any
+) -> None:
+    from emutui.core.timeline import FileSource, Timeline, clock
+    from emutui.core.when import parse_span, parse_when
+
+    created = inst.handles.created if inst.handles else 0.0
+    src = FileSource(path.name, path, "serial", created)
+    tl = Timeline([src], hold_partial=args.follow)
+    since = parse_when(args.since) if args.since else None
+    until = parse_when(args.until) if args.until else None
+    if args.last:
+        span = parse_span(args.last)
+        last = tl.backward(tl.end(), 1)[0]
+        since = max(since or 0.0, (last[0].t if last else time.time()) - span)
+    pos = tl.seek_time(since) if since is not None else tl.start()
+    today = time.strftime("%Y-%m-%d")
+    while True:
+        lines, pos = tl.forward(pos, 512)
+        for ln in lines:
+            if until is not None and ln.t > until:
+                return
+            day = time.strftime("%Y-%m-%d", time.localtime(ln.t))
+            text = ln.text + b"\n"
+            out.write(clock(ln.t, date=day != today).encode() + b" ")
+            out.write(sanitizer.feed(text) if sanitizer else text)
+        out.flush()
+        if len(lines) < 512:
+            if not args.follow:
+                return
+            time.sleep(0.2)
+            pos = tl.refresh(pos)
 
 
 def follow_file(path: Path, follow: bool, alive: object = None) -> Iterator[bytes]:

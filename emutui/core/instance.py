@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emutui.core import proc
 from emutui.core.errors import ProtocolError
@@ -18,6 +18,9 @@ from emutui.core.journal import Journal
 from emutui.core.model import InstanceState
 from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES
 from emutui.core.sanitize import sanitize
+
+if TYPE_CHECKING:
+    from emutui.core.runs import Run
 
 OUTPUT_LOG = "output.log"  # the emulator's own stdout and stderr
 
@@ -40,6 +43,12 @@ class Instance:
     wd: Path
     handles: Handles | None
     error: str | None = None  # why handles could not be read
+    run: Run | None = None  # set for a kept run (read-only, never alive)
+
+    @property
+    def ref(self) -> str:
+        """How to name it on the command line: NAME, or the run id of a kept run."""
+        return self.run.id if self.run is not None else self.name
 
     @property
     def backend(self) -> str:
@@ -64,7 +73,7 @@ class Instance:
         return bool(self.handles and self.handles.options.get("attached"))
 
     def alive(self) -> bool:
-        if self.handles is None:
+        if self.handles is None or self.run is not None:
             return False
         if self.is_daemon:
             # An attached QEMU's pid is its monitor's socket peer: known for unix
@@ -79,7 +88,7 @@ class Instance:
 
     def process_state(self) -> InstanceState:
         """What can be told without talking to the emulator."""
-        if self.handles is None:
+        if self.handles is None or self.run is not None:
             return InstanceState.DEAD
         if not self.alive():
             return InstanceState.DEAD
@@ -104,7 +113,8 @@ class Instance:
         if self.handles and channel in self.handles.channels:
             log = self.handles.channels[channel].log
             if log:
-                return Path(log)
+                # A kept run moved: its logs are in its own directory, whatever was recorded.
+                return self.wd / Path(log).name if self.run is not None else Path(log)
         return self.wd / f"serial-{channel}.log"
 
     def output_log(self) -> Path:

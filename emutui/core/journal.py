@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from emutui.core.model import Event
-from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES, RotatingLog
+from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES, RotatingLog, generations
 
 EVENTS_FILE = "events.jsonl"
 
@@ -43,18 +43,30 @@ class Journal:
         return events[-limit:] if limit else events
 
     def _iter(self) -> Iterator[Event]:
-        try:
-            f = self.path.open("rb")
-        except FileNotFoundError:
-            return
-        with f:
-            for raw in f:
-                try:
-                    obj = json.loads(raw)
-                except ValueError:
-                    continue  # a torn line from a writer killed mid-write
-                if isinstance(obj, dict):
-                    yield Event.from_json(obj)
+        """Every kept generation, oldest first (events.jsonl.N … .1, events.jsonl)."""
+        for path in generations(self.path):
+            try:
+                f = path.open("rb")
+            except FileNotFoundError:
+                continue  # rotated away meanwhile
+            with f:
+                for raw in f:
+                    ev = parse_event(raw)
+                    if ev is not None:
+                        yield ev
+
+
+def parse_event(raw: bytes) -> Event | None:
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None  # a torn line from a writer killed mid-write
+    if not isinstance(obj, dict):
+        return None
+    try:
+        return Event.from_json(obj)
+    except (TypeError, ValueError):
+        return None
 
 
 class JournalWriter:

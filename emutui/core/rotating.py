@@ -41,14 +41,30 @@ class RotatingLog:
             self._size = os.fstat(self._fd).st_size
         return self._fd
 
+    # Side files that rotate with each generation (``NAME.N`` + suffix), e.g. a time index.
+    companions: tuple[str, ...] = ()
+
     def rotate(self) -> None:
         self.close()
         for gen in range(self.generations - 1, 0, -1):
             src = self.path.with_name(f"{self.path.name}.{gen}")
             if src.exists():
-                os.replace(src, self.path.with_name(f"{self.path.name}.{gen + 1}"))
+                self._move(src, self.path.with_name(f"{self.path.name}.{gen + 1}"))
         if self.path.exists():
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+            self._move(self.path, self.path.with_name(f"{self.path.name}.1"))
+
+    def _move(self, src: Path, dst: Path) -> None:
+        os.replace(src, dst)
+        for suffix in self.companions:
+            csrc, cdst = src.with_name(src.name + suffix), dst.with_name(dst.name + suffix)
+            try:
+                os.replace(csrc, cdst)
+            except FileNotFoundError:
+                # no side file for this generation: none must survive for the one it replaces
+                cdst.unlink(missing_ok=True)
+
+    def _wrote(self, offset: int, n: int) -> None:
+        """Called after ``n`` bytes went to the current file at ``offset`` (a hook)."""
 
     def write(self, data: bytes) -> None:
         self._pending += data
@@ -61,6 +77,7 @@ class RotatingLog:
                     continue
                 n = os.write(fd, self._pending[:room])
                 del self._pending[:n]
+                self._wrote(self._size, n)
                 self._size += n
             self.error = None
         except OSError as e:
@@ -78,3 +95,15 @@ class RotatingLog:
             except OSError:
                 pass
             self._fd = None
+
+
+def generations(path: Path, limit: int = 1000) -> list[Path]:
+    """Every kept file of the log at ``path``, oldest first: ``path.N`` … ``path.1``, ``path``."""
+    old = []
+    for gen in range(1, limit + 1):
+        p = path.with_name(f"{path.name}.{gen}")
+        if not p.exists():
+            break
+        old.append(p)
+    old.reverse()
+    return old + ([path] if path.exists() else [])

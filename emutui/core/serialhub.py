@@ -40,7 +40,8 @@ from pathlib import Path
 from emutui.core import proc, supervisor
 from emutui.core.errors import BackendError
 from emutui.core.handles import Handles
-from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES, RotatingLog
+from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES
+from emutui.core.timeindex import TimedLog
 
 CLIENT_HIGH_WATER = 16 * 1024 * 1024
 UPSTREAM_CONNECT_TIMEOUT = 10.0
@@ -80,7 +81,8 @@ class HubSpec:
 class Port:
     def __init__(self, spec: PortSpec, hub: HubSpec) -> None:
         self.spec = spec
-        self.log = RotatingLog(Path(spec.log), hub.max_bytes, hub.generations)
+        # TimedLog: the log plus a side index of arrival times (core/timeindex.py)
+        self.log = TimedLog(Path(spec.log), hub.max_bytes, hub.generations)
         self.clients: set[asyncio.StreamWriter] = set()
         self.up_writer: asyncio.StreamWriter | None = None
         self.done = asyncio.Event()
