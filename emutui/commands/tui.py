@@ -113,9 +113,15 @@ def run_demo(args: argparse.Namespace) -> int:
                     f"  EMUTUI_STATE_DIR={lab.state_dir} EMUTUI_CONFIG={lab.config_path} emutui"
                 )
             else:
-                _say("emutui demo: stopping the demo instances…")
+                _say("emutui demo: stopping the demo instances (their runs are kept)…")
         finally:
             if not args.keep:
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)  # finish stopping, then go
-                asyncio.run(lab.teardown())
+                # Stopping keeps each run (logs, events, how it ended) in the lab's state dir.
+                asyncio.run(lab.teardown(remove=False))
+                _say(
+                    f"emutui demo: runs kept in {lab.state_dir}: "
+                    f"EMUTUI_STATE_DIR={lab.state_dir} emutui ls --all "
+                    f"(rm -r {lab.root} removes the lab)"
+                )
     return 0

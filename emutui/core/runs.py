@@ -35,7 +35,7 @@ DEFAULT_KEEP_RUNS = 20
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024 * 1024
 RUN_RE = re.compile(r"^(\d{8}T\d{6}\.\d{3}Z)-([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
 # Things of a live instance that mean nothing once it ended (sockets, locks).
-_TRANSIENT = {".lock", "events.lock"}
+_TRANSIENT = {".lock", "events.lock", ".emutui-instance"}
 
 
 @dataclass(frozen=True)

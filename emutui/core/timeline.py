@@ -197,6 +197,12 @@ class FileSource:
         j = self._find_nl(fi, off, MAX_LINE)
         if j < 0:
             end = min(self.files[fi].size, off + MAX_LINE)
+            if end == self.files[fi].size and fi + 1 < len(self.files):
+                # rotation cut this line: its rest opens the next generation
+                k = self._find_nl(fi + 1, 0, MAX_LINE - (end - off))
+                if k >= 0:
+                    raw = self._read(fi, off, end - off) + self._read(fi + 1, 0, k + 1)
+                    return self.make(fi, off, raw), (fi + 1, k + 1)
             if hold_partial and fi == len(self.files) - 1 and end == self.files[fi].size:
                 return None  # the rest of this line has not arrived yet
             raw = self._read(fi, off, end - off)
@@ -217,6 +223,14 @@ class FileSource:
         j = self._rfind_nl(fi, off - 1, MAX_LINE)
         start = j + 1 if j >= 0 else max(0, off - MAX_LINE)
         raw = self._read(fi, start, off - start)
+        if start == 0 and fi > 0:
+            size = self.files[fi - 1].size
+            if size and self._read(fi - 1, size - 1, 1) != b"\n":
+                # the line began in the previous generation (rotation cut it)
+                k = self._rfind_nl(fi - 1, size, MAX_LINE)
+                pstart = k + 1 if k >= 0 else max(0, size - MAX_LINE)
+                raw = self._read(fi - 1, pstart, size - pstart) + raw
+                return self.make(fi - 1, pstart, raw), (fi - 1, pstart)
         return self.make(fi, start, raw), (fi, start)
 
     def seek_time(self, t: float) -> Pos:

@@ -21,11 +21,11 @@ from textual.worker import Worker, WorkerState
 from emutui.config import Config
 from emutui.core.instance import Instance
 from emutui.core.registry import Registry
+from emutui.core.runs import Run
 from emutui.tui.links import ConnectorFactory, InstanceLink, default_factory
 from emutui.tui.messages import InstancesChanged
 from emutui.tui.screens.help import HelpScreen
 from emutui.tui.screens.main import MainScreen
-from emutui.tui.widgets.instances import InstanceTable
 from emutui.tui.widgets.memory import MemoryPane
 from emutui.tui.widgets.props import PropsPane
 
@@ -91,6 +91,10 @@ class EmutuiApp(App[None]):
         self.auto_rescan = rescan
         self.links: dict[str, InstanceLink] = {}
         self.stopping: set[str] = set()  # being stopped: a rescan must not bring them back
+        # Kept runs (core/runs.py): per name, newest first; shown collapsed under the name.
+        self.kept: dict[str, list[Run]] = {}
+        self.expanded: set[str] = set()
+        self.run_links: dict[str, InstanceLink] = {}
         self.on_hangup = on_hangup
         self.quit_question = quit_question  # asked before q (the demo: q stops the lab)
         self.emutui_theme = resolve_theme(theme)
@@ -200,7 +204,7 @@ class EmutuiApp(App[None]):
             await refresh()
         found = await asyncio.to_thread(lambda: list(self.list_instances()))
         names = {i.name for i in found}
-        changed = False
+        changed = await self._rescan_runs()
         for inst in found:
             if inst.name in self.stopping:
                 continue
@@ -217,6 +221,48 @@ class EmutuiApp(App[None]):
                 changed = True
         if changed:
             self._main_screen().post_message(InstancesChanged())
+
+    async def _rescan_runs(self) -> bool:
+        try:
+            runs = await asyncio.to_thread(self.registry.runs)
+        except Exception:  # an unusable state root is the instances' problem to report
+            runs = []
+        kept: dict[str, list[Run]] = {}
+        for r in reversed(runs):
+            kept.setdefault(r.name, []).append(r)
+        if {n: [r.id for r in rs] for n, rs in kept.items()} == {
+            n: [r.id for r in rs] for n, rs in self.kept.items()
+        }:
+            return False
+        self.kept = kept
+        ids = {r.id for r in runs}
+        for rid in [k for k in self.run_links if k not in ids]:
+            del self.run_links[rid]
+        return True
+
+    def link_for(self, key: str | None) -> InstanceLink | None:
+        """The link of a live instance by name, or of a kept run by its id (made on demand)."""
+        if key is None:
+            return None
+        link = self.links.get(key)
+        if link is not None:
+            return link
+        link = self.run_links.get(key)
+        if link is not None:
+            return link
+        run = next((r for rs in self.kept.values() for r in rs if r.id == key), None)
+        if run is None:
+            return None
+        from emutui.core.model import InstanceState, InstanceStatus
+        from emutui.core.registry import run_instance
+        from emutui.core.runs import describe_end
+
+        link = InstanceLink(run_instance(run), self.factory, self._main_screen().post_message)
+        link.name = run.id
+        link.status = InstanceStatus(InstanceState.DEAD, describe_end(run.end()))
+        self.run_links[run.id] = link
+        self.run_worker(link._load_history(), group="run-history", exit_on_error=False)
+        return link
 
     def _add_link(self, inst: Instance) -> None:
         screen = self._main_screen()
@@ -261,7 +307,7 @@ class EmutuiApp(App[None]):
 
     def _tick_uptime(self) -> None:
         try:
-            self._main_screen().query_one(InstanceTable).sync(self.links.values())
+            self._main_screen().sync_table()
         except (LookupError, NoMatches):  # not composed yet, or being torn down
             pass
 

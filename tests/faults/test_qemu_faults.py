@@ -21,6 +21,7 @@ from emutui.control import connected, probe_status, start_target
 from emutui.core import proc, supervisor
 from emutui.core.handles import Handles
 from emutui.core.model import InstanceState
+from emutui.core.registry import Registry
 from emutui.core.serialhub import SUPERVISOR_STATE
 from tests.conftest import needs_qemu, run_cli, wait_for_file_text
 
@@ -171,8 +172,10 @@ async def test_serial_logs_rotate_and_stay_bounded(tmp_path, guest_elf, state_di
         await s.close()
     await asyncio.sleep(0.3)
     log = inst.serial_log("com1")
-    files = sorted(log.parent.glob("serial-com1.log*"))
+    files = sorted(p for p in log.parent.glob("serial-com1.log*") if p.suffix != ".tidx")
     assert [f.name for f in files] == ["serial-com1.log", "serial-com1.log.1", "serial-com1.log.2"]
+    # each generation keeps its arrival times (core/timeindex.py)
+    assert all(f.with_name(f.name + ".tidx").stat().st_size > 0 for f in files)
     assert all(f.stat().st_size <= 65536 for f in files)
     # the generations join without a gap
     joined = b"".join(f.read_bytes() for f in [files[2], files[1], files[0]])
@@ -193,9 +196,8 @@ async def test_sigstopped_qemu_is_busy_not_hung(guest):
 
 
 def test_corrupted_handles_shown_and_cleaned(state_dir):
-    wd = state_dir / "broken"
-    wd.mkdir(mode=0o700)
-    (wd / "handles.json").write_text('{"name": "broken", "backend": ')
+    wd = Registry(state_dir).create("broken")  # emutui's own directory (its marker)...
+    (wd / "handles.json").write_text('{"name": "broken", "backend": ')  # ...then corrupted
     row = next(x for x in json.loads(run_cli("ls", "--json").out) if x["name"] == "broken")
     assert row["state"] == "dead" and "corrupted" in row["error"]
     assert "corrupted" in one_line_error(run_cli("pause", "broken"))

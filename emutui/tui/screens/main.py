@@ -25,6 +25,7 @@ from emutui.tui.widgets.footer import QuietFooter
 from emutui.tui.widgets.instances import InstanceTable
 from emutui.tui.widgets.memory import MemoryPane
 from emutui.tui.widgets.props import PropsPane
+from emutui.tui.widgets.timeline import TimelinePane
 
 if TYPE_CHECKING:
     from emutui.tui.app import EmutuiApp
@@ -38,6 +39,7 @@ PANES = {
     "events": ("Events", {Capability.EVENTS, Capability.COMMANDS}),
     "props": ("Properties", {Capability.PROPERTIES}),
     "memory": ("Memory", {Capability.MEMORY}),
+    "timeline": ("Timeline", {Capability.SERIAL, Capability.EVENTS}),
 }
 
 
@@ -72,6 +74,7 @@ class MainScreen(Screen[None]):
         Binding("4", "focus_pane('props')", "Props", show=False, priority=True),
         Binding("5", "focus_pane('memory')", "Memory", show=False, priority=True),
         Binding("6", "focus_pane('cpu')", "CPU", show=False, priority=True),
+        Binding("7", "focus_pane('timeline')", "Timeline", show=False, priority=True),
         Binding("slash", "events_filter", "Filter", key_display="/"),
         Binding("colon", "events_command", "Cmd", key_display=":"),
         Binding("t", "app.cycle_theme", "Theme", show=False),
@@ -109,6 +112,8 @@ class MainScreen(Screen[None]):
                     yield MemoryPane(id="memory-pane")
                 with TabPane("CPU", id="cpu"):
                     yield CpuPane(id="cpu-pane")
+                with TabPane("Timeline", id="timeline"):
+                    yield TimelinePane(id="timeline-pane")
         yield QuietFooter()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -121,9 +126,16 @@ class MainScreen(Screen[None]):
 
     # -- state from the app ---------------------------------------------------------------
 
+    def sync_table(self) -> None:
+        self.query_one(InstanceTable).sync(
+            self.emu.links.values(),
+            getattr(self.emu, "kept", {}),
+            getattr(self.emu, "expanded", ()),
+        )
+
     def sync_instances(self) -> None:
         table = self.query_one(InstanceTable)
-        table.sync(self.emu.links.values())
+        self.sync_table()
         self._title()
         if self._select_after is not None and self._select_after in self.emu.links:
             table.move_cursor(row=table.get_row_index(self._select_after))
@@ -135,7 +147,22 @@ class MainScreen(Screen[None]):
             else:
                 self._note()
         elif self.current is None or self.current.name != name:
-            self.select(self.emu.links.get(name))
+            self.select(self.emu.link_for(name))
+
+    def action_toggle_runs(self) -> None:
+        """Show or hide the kept runs of the selected name (collapsed by default)."""
+        from emutui.core.runs import RUN_RE
+
+        key = self.query_one(InstanceTable).selected_name()
+        if key is None:
+            return
+        m = RUN_RE.match(key)
+        name = m.group(2) if m else key
+        if not self.emu.kept.get(name):
+            self.notify(f"{name} has no kept runs", severity="warning")
+            return
+        self.emu.expanded ^= {name}
+        self.sync_table()
 
     def _title(self) -> None:
         n = len(self.emu.links)
@@ -152,8 +179,7 @@ class MainScreen(Screen[None]):
 
     @on(StatusChanged)
     def _status_changed(self, message: StatusChanged) -> None:
-        table = self.query_one(InstanceTable)
-        table.sync(self.emu.links.values())
+        self.sync_table()
         if self.current is not None and message.name == self.current.name:
             self._note()
             if message.status.state is InstanceState.DEAD:
@@ -174,7 +200,7 @@ class MainScreen(Screen[None]):
     @on(DataTable.RowHighlighted, "#instances")
     def _row(self, event: DataTable.RowHighlighted) -> None:
         name = event.row_key.value if event.row_key else None
-        link = self.emu.links.get(name) if name else None
+        link = self.emu.link_for(name)
         if link is not self.current:
             self.select(link)
 
@@ -212,8 +238,8 @@ class MainScreen(Screen[None]):
         if need is None:
             return True
         link = self.current
-        if link is None:
-            return False
+        if link is None or link.inst.run is not None:
+            return False  # a kept run is read-only
         if action == "stop_instance" and (
             link.inst.is_daemon or link.status.state is InstanceState.DEAD
         ):
@@ -340,6 +366,7 @@ class MainScreen(Screen[None]):
             "props": lambda: self.query_one(PropsPane).show(usable),
             "memory": lambda: self.query_one(MemoryPane).show(usable),
             "cpu": lambda: self.query_one(CpuPane).show(usable if cpu else None),
+            "timeline": lambda: self.query_one(TimelinePane).show(link),
         }
         now = shows.pop(tabs.active, None)
         if now is not None:
@@ -378,6 +405,7 @@ class MainScreen(Screen[None]):
             "props": "#prop-tree",
             "memory": "#hexview",
             "cpu": "#disasm",
+            "timeline": "#tl-view",
         }[pane]
         self.call_after_refresh(lambda: self.query_one(target).focus())
 
@@ -508,6 +536,12 @@ class MainScreen(Screen[None]):
             link = self._need(Capability.STOP, "stop")
         if link is None:
             return
+        if link.inst.run is not None:
+            self.notify(
+                f"{link.name} is a kept run ('emutui rm {link.name}' removes it)",
+                severity="warning",
+            )
+            return
         what = "detach from" if link.inst.is_daemon else "stop"
 
         def confirmed(ok: bool | None) -> None:
@@ -517,7 +551,8 @@ class MainScreen(Screen[None]):
         self.app.push_screen(
             ConfirmScreen(
                 f"{what.capitalize()} {link.name} ({link.inst.backend}, pid "
-                f"{link.inst.pid or '-'})? Its state directory is removed.",
+                f"{link.inst.pid or '-'})? Its run is kept (logs, events, how it ended): "
+                f"'emutui runs {link.name}' lists it.",
                 yes="Stop",
             ),
             confirmed,
@@ -529,8 +564,10 @@ class MainScreen(Screen[None]):
 
         self.emu.stopping.add(link.name)
         try:
+            from emutui.core.runs import who
+
             await self.emu.drop_link(link.name)
-            await control.stop_instance(self.emu.registry, link.inst)
+            await control.stop_instance(self.emu.registry, link.inst, by=f"emutui TUI: {who()}")
         except EmutuiError as e:
             self.notify(str(e), title="stop failed", severity="error", markup=False)
         else:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
@@ -37,6 +38,7 @@ class InstanceTable(DataTable[Text | str]):
         Binding("r", "screen.reset_instance", "Reset"),
         Binding("p", "screen.pause_instance", "Pause"),
         Binding("u", "screen.resume_instance", "Resume"),
+        Binding("h", "screen.toggle_runs", "Runs", show=False),
     ]
 
     def __init__(self, clock: Callable[[], float] = time.time, **kw: object) -> None:
@@ -68,21 +70,77 @@ class InstanceTable(DataTable[Text | str]):
             "pid": str(inst.pid) if inst.pid else "-",
         }
 
-    def sync(self, links: Iterable[InstanceLink]) -> None:
-        """Bring the rows in line with ``links``: add, update changed cells, remove gone."""
-        wanted = {link.name: link for link in links}
-        for key in list(self.rows):
-            if key.value not in wanted:
-                self.remove_row(key)
-        existing = {k.value for k in self.rows}
-        for name, link in wanted.items():
+    def _run_cells(
+        self, run: Any, name: str, head: bool, count: int, open_: bool
+    ) -> dict[str, Text | str]:
+        """A kept run: read-only, dim; ``head`` is the row standing for a name with no live one."""
+        end = run.end()
+        when = time.strftime("%m-%d %H:%M:%S", time.localtime(run.started))
+        if head:
+            cell = Text(name, "bold dim")
+            if count > 1:
+                cell.append(f" {'▾' if open_ else '▸'}{count - 1}", "dim")
+        else:
+            cell = Text(f" └ {when}", "dim")
+        return {
+            "name": cell,
+            "backend": str(end.get("backend", "?")),
+            "target": str(end.get("target", "?")),
+            "state": Text(str(end.get("how") or "kept"), "dim"),
+            "uptime": "-",
+            "pid": "-",
+        }
+
+    def sync(
+        self,
+        links: Iterable[InstanceLink],
+        kept: Mapping[str, Sequence[Any]] | None = None,
+        expanded: Collection[str] = (),
+    ) -> None:
+        """Bring the rows in line with ``links`` (and the kept runs, collapsed under their
+        name unless ``expanded``): add, update changed cells, remove gone."""
+        kept = kept or {}
+        rows: dict[str, dict[str, Text | str]] = {}
+        for link in links:
             cells = self._cells(link)
-            if name not in existing:
-                self.add_row(*(cells[c] for c in COLUMNS), key=name)
+            runs = kept.get(link.name, ())
+            if runs:
+                name_cell = Text.assemble(cells["name"])
+                name_cell.append(f" {'▾' if link.name in expanded else '▸'}{len(runs)}", "dim")
+                cells["name"] = name_cell
+            rows[link.name] = cells
+            if link.name in expanded:
+                for r in runs:
+                    rows[r.id] = self._run_cells(r, link.name, False, 0, False)
+        for name, runs in kept.items():
+            if name in rows or not runs:
+                continue
+            open_ = name in expanded
+            rows[runs[0].id] = self._run_cells(runs[0], name, True, len(runs), open_)
+            if open_:
+                for r in runs[1:]:
+                    rows[r.id] = self._run_cells(r, name, False, 0, False)
+        keys = list(rows)
+        for key in list(self.rows):
+            if key.value not in rows:
+                self.remove_row(key)
+        current = [k.value for k in self.rows]
+        if current != keys[: len(current)]:
+            # a run row goes under its name, not at the end: rebuild in order
+            selected = self.selected_name()
+            self.clear()
+            for key, cells in rows.items():
+                self.add_row(*(cells[c] for c in COLUMNS), key=key)
+            if selected in rows:
+                self.move_cursor(row=keys.index(selected))
+            return
+        for key, cells in rows.items():
+            if key not in current:
+                self.add_row(*(cells[c] for c in COLUMNS), key=key)
                 continue
             for col in COLUMNS:
-                if self.get_cell(name, col) != cells[col]:
-                    self.update_cell(name, col, cells[col])
+                if self.get_cell(key, col) != cells[col]:
+                    self.update_cell(key, col, cells[col])
 
     def selected_name(self) -> str | None:
         if self.row_count == 0:
