@@ -24,7 +24,7 @@ from emutui.core.errors import AlreadyExistsError, EmutuiError, NotFoundError, P
 from emutui.core.handles import HANDLES_FILE, Handles
 from emutui.core.instance import Instance
 from emutui.core.lockfile import transient_lock
-from emutui.core.paths import check_name, state_root
+from emutui.core.paths import check_name, release_socket_dir, state_root
 from emutui.core.runs import HistoryLimits, Run
 
 MARKER = ".emutui-instance"  # written by create(): this directory is an emutui instance
@@ -224,6 +224,7 @@ class Registry:
 
             if old.handles is not None:
                 serialhub.stop_helpers(old.handles)
+            release_socket_dir(wd)  # before the move: its name hashes this path
             self.keep_run(old, "found dead", detail="replaced by a new start of the same name")
         os.mkdir(wd, 0o700)
         os.chmod(wd, 0o700)

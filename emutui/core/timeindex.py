@@ -117,10 +117,18 @@ class TimeIndex:
         return lo - 1
 
     def time_at(self, offset: int) -> float | None:
+        return self.span_at(offset)[2]
+
+    def span_at(self, offset: int) -> tuple[int, int, float | None]:
+        """``(lo, hi, t)``: every offset in [lo, hi) arrived at ``t`` (a cache for readers)."""
+        if not self.count:
+            return (0, 1 << 62, None)
         i = self.find(offset)
         if i < 0:
-            return self.record(0)[1] if self.count else None
-        return self.record(i)[1]
+            return (0, self.record(0)[0], self.record(0)[1])
+        lo, t = self.record(i)
+        hi = self.record(i + 1)[0] if i + 1 < self.count else 1 << 62
+        return (lo, hi, t)
 
     def offset_at(self, t: float) -> int | None:
         """Offset of the first chunk that arrived at or after ``t`` (None: all came before)."""

@@ -59,6 +59,7 @@ class FileSource:
         self.kind = kind
         self.fallback = fallback  # time for lines written before any time was recorded
         self.keep_raw = False  # events as their JSON lines (export), not as readable text
+        self._tspan: tuple[int, int, int, float | None] | None = None  # last time lookup
         self.files: list[_File] = []
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self.refresh()
@@ -85,6 +86,7 @@ class FileSource:
                 f.index.close()
         self.files = new
         self._cache.clear()
+        self._tspan = None
         return remap
 
     def close(self) -> None:
@@ -172,8 +174,12 @@ class FileSource:
                 return float(obj.get("time", self.fallback))
             except (ValueError, TypeError, AttributeError, RecursionError):
                 return self.fallback
-        idx = self._index(fi)
-        t = idx.time_at(off) if idx else None
+        c = self._tspan
+        if c is not None and c[0] == fi and c[1] <= off < c[2]:
+            t = c[3]  # the same chunk as the last line: no search
+        else:
+            lo, hi, t = self._index(fi).span_at(off)
+            self._tspan = (fi, lo, hi, t)
         return self.fallback if t is None else t
 
     def make(self, fi: int, off: int, raw: bytes) -> TLine:

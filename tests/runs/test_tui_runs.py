@@ -88,3 +88,11 @@ async def test_kept_runs_collapsed_under_their_name_with_a_timeline(tmp_path: Pa
         await pilot.press("enter")
         await until(pilot, lambda: [ln.text for ln in view.page] == [b"STOP", b"RESUME"])
         assert pane_tl._grep == "STOP|RESUME"
+        # T in a console: that channel's lines with their arrival times (the timeline)
+        await pilot.press("escape", "2")
+        await until(pilot, lambda: tabs.active == "console")
+        await pilot.press("T")
+        await until(pilot, lambda: tabs.active == "timeline")
+        await until(pilot, lambda: pane_tl._sources == frozenset({"com1"}))
+        await until(pilot, lambda: bool(view.page))
+        assert {ln.source for ln in view.page} == {"com1"}

@@ -409,6 +409,13 @@ class MainScreen(Screen[None]):
         }[pane]
         self.call_after_refresh(lambda: self.query_one(target).focus())
 
+    def action_console_times(self) -> None:
+        """The console's lines with the time each arrived: its channel in the timeline."""
+        view = self.query_one(ConsolePane).active_view()
+        channel = getattr(view, "channel", None)
+        self.query_one(TimelinePane).only_source(channel if isinstance(channel, str) else None)
+        self.action_focus_pane("timeline")
+
     def action_events_filter(self) -> None:
         self.query_one("#panes", TabbedContent).active = "events"
         self.query_one(EventsPane).action_filter()

@@ -146,6 +146,7 @@ class ConsolePane(Vertical):
         Binding("c", "copy", "Copy"),
         Binding("C", "copy_all", "Copy all", show=False),
         Binding("end", "live", "Live", show=False),
+        Binding("T", "screen.console_times", "Times", show=False),  # arrival times: timeline
     ]
     DEFAULT_CSS = """
     ConsolePane #console-note { height: 1; }

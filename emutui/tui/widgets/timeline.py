@@ -63,6 +63,7 @@ class TimelineView(Widget, can_focus=True):
         self.timeline: Timeline | None = None
         self.top: list[Pos] = []
         self.page: list[TLine] = []
+        self.bottom: list[Pos] | None = None  # where the page ends
         self.strips: list[Strip] = []
         self.following = True
         self._width_src = 6
@@ -93,8 +94,14 @@ class TimelineView(Widget, can_focus=True):
         tl = self.timeline
         if tl is None:
             return
+        lines, after = tl.forward(top, self.rows)
+        self._show(top, lines, after)
+
+    def _show(self, top: list[Pos], lines: list[TLine], after: list[Pos] | None) -> None:
+        """Put ``lines`` (starting at ``top``; ``after`` is where they end) on screen."""
         self.top = top
-        self.page, _ = tl.forward(top, self.rows)
+        self.page = lines
+        self.bottom = after
         self._render_page()
         self.post_message(self.Moved())
 
@@ -145,22 +152,25 @@ class TimelineView(Widget, can_focus=True):
             self._load(before)
 
     def action_page(self, direction: int) -> None:
+        """One page down or up: one read of a page's worth of lines, never more."""
         tl = self.timeline
         if tl is None or not self.top:
             return
+        rows = self.rows
         if direction > 0:
-            if len(self.page) < self.rows:
+            if len(self.page) < rows or self.bottom is None:
                 return self.action_last()
-            _, after = tl.forward(self.top, self.rows)
-            nxt, _ = tl.forward(after, self.rows)
-            if len(nxt) < self.rows:
-                return self.action_last()
+            lines, after = tl.forward(self.bottom, rows)
+            if len(lines) < rows:
+                return self.action_last()  # the last page ends at the end
             self.following = False
-            self._load(after)
+            self._show(self.bottom, lines, after)
         else:
             self.following = False
-            _, before = tl.backward(self.top, self.rows)
-            self._load(before)
+            lines, before = tl.backward(self.top, rows)
+            if len(lines) < rows:
+                return self._load(before)  # at the start: fill the page from there
+            self._show(before, lines, self.top)
 
     def action_first(self) -> None:
         if self.timeline is not None:
@@ -171,8 +181,11 @@ class TimelineView(Widget, can_focus=True):
         tl = self.timeline
         if tl is None:
             return
-        _, before = tl.backward(tl.end(), self.rows)
-        self._load(before)
+        end = tl.end()
+        lines, before = tl.backward(end, self.rows)
+        if len(lines) < self.rows:
+            return self._load(before)
+        self._show(before, lines, end)
 
     def action_follow(self) -> None:
         self.following = not self.following
@@ -254,6 +267,15 @@ class TimelinePane(Vertical):
                 tl = None
         self.view.following = True
         self.view.set_timeline(tl)
+        self._status()
+
+    def only_source(self, label: str | None) -> None:
+        """Show one source (a console's channel), following its end."""
+        self._sources = frozenset({label}) if label else None
+        self._grep = ""  # all its lines
+        self.view.following = True
+        self.view.set_filter(Filter(self._sources, None))
+        self.view.action_last()
         self._status()
 
     def _poll(self) -> None:
