@@ -124,7 +124,7 @@ async def measure_tui(
     async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: app.screen.current is not None, timeout=30)
         view = app.screen.query_one(TimelineView)
-        await pilot.press("6")
+        await pilot.press("7")
         await until(pilot, lambda: bool(view.page), timeout=30)
         await pilot.pause(1.0)  # the console pane replaying its tail settles first
         screen = app.screen
