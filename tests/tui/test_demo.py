@@ -70,8 +70,9 @@ async def test_demo_honours_a_state_dir_and_stops_only_its_own(tmp_path, monkeyp
         demo.shutil, "which", lambda name, *a, **k: None if "qemu" in name else real_which(name)
     )
     state = tmp_path / "state"
+    state.mkdir(mode=0o700)  # an existing state root must be private (issue 10 finding 3)
     mine = state / "mine"
-    mine.mkdir(parents=True)
+    mine.mkdir()
     (mine / ".lock").write_text("")  # someone's own instance in the same state dir
     lab = await demo.create_lab(progress=False, state_dir=state)
     try:
