@@ -548,3 +548,25 @@ async def test_start_dialog_and_restart(tmp_path: Path, monkeypatch) -> None:  #
         await until(pilot, lambda: calls[-1] == ("q35", "lab1", False), what="restart")
         assert calls[-2] == ("stop", "lab1", False)
         await until(pilot, lambda: "lab1" in app.links)
+
+
+async def test_big_reply_detail_is_bounded(tmp_path: Path) -> None:
+    """A huge JSON answer (query-qmp-schema) shows its first lines, plainly, and says
+    how many more there are: laying out all of it froze the app for seconds."""
+    from emutui.core.model import Event
+    from emutui.tui.widgets.events import DETAIL_LINES
+
+    app = build_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("3")
+        pane = app.screen.query_one(EventsPane)
+        big = [
+            {"name": f"cmd-{i}", "meta-type": "command", "arg-type": str(i)} for i in range(4000)
+        ]
+        ev = Event(REPLY, {"command": "query-qmp-schema", "return": big}, source="pc")
+        pane.ingest("pc", [ev])
+        await pilot.press("end", "enter")
+        await until(pilot, lambda: "query-qmp-schema" in pane.detail_text())
+        text = pane.detail_text()
+        assert len(text.splitlines()) <= DETAIL_LINES + 2 and "more lines" in text

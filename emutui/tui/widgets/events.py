@@ -41,6 +41,15 @@ from emutui.tui.links import InstanceLink
 MAX_EVENTS = 10_000
 NAME_WIDTH = 18
 TIME_WIDTH = 12  # hh:mm:ss.mmm
+DATA_CHARS = 1000  # of an event's compact data in its row (wider than any terminal)
+DETAIL_LINES = 500  # the detail shows at most this many lines of one event
+DETAIL_JSON_CHARS = 32_000  # above this, the JSON is shown without highlighting
+
+
+def _more(n: int) -> str:
+    return f"\n… {n} more lines (all of it: emutui shell, or the CLI with --json)"
+
+
 REPLY = "⇐ reply"
 ERROR = "⇐ error"
 
@@ -147,6 +156,8 @@ class EventList(ScrollView, can_focus=True):
         self.items: list[Event] = []
         self.rows: list[tuple[Event, int]] = []
         self._lines: dict[int, list[str]] = {}  # id(event) -> its text lines
+        self._data_cache: dict[int, str] = {}
+        self._data_cache_ev: dict[int, Event] = {}  # the event the id was of (ids get reused)
         self.follow = True
         self.frozen_time = frozen_time
 
@@ -202,6 +213,19 @@ class EventList(ScrollView, can_focus=True):
         if 0 <= self.cursor < len(self.rows):
             return self.rows[self.cursor][0]
         return None
+
+    def _data_text(self, ev: Event) -> str:
+        """The row's compact data, at most a row's worth; big ones made once, not per frame."""
+        key = id(ev)
+        text = self._data_cache.get(key)
+        if text is None or self._data_cache_ev.get(key) is not ev:
+            text = event_data_text(ev)[:DATA_CHARS]
+            if len(self._data_cache) > 4096:
+                self._data_cache.clear()
+                self._data_cache_ev.clear()
+            self._data_cache[key] = text
+            self._data_cache_ev[key] = ev
+        return text
 
     def row_of(self, ev: Event) -> int:
         """The row of an event's own line (-1 if it is not shown)."""
@@ -277,11 +301,10 @@ class EventList(ScrollView, can_focus=True):
             segs = [Segment(" " * (TIME_WIDTH + 1 + NAME_WIDTH + 1), base), Segment(line, base)]
             return Strip(segs).crop_extend(0, width, base)
         name_style = base + Style(bold=True, color=_name_color(ev.name))
-        data = (
-            str(ev.data.get("command", ""))
-            if id(ev) in self._lines and isinstance(ev.data, dict)
-            else event_data_text(ev)
-        )
+        if id(ev) in self._lines and isinstance(ev.data, dict):
+            data = str(ev.data.get("command", ""))
+        else:
+            data = self._data_text(ev)
         segs = [
             Segment(event_time(ev.timestamp, self.frozen_time) + " ", base + Style(dim=True)),
             Segment(f"{ev.name[:NAME_WIDTH]:<{NAME_WIDTH}} ", name_style),
@@ -535,11 +558,23 @@ class EventsPane(Vertical):
                 (ev.name, "bold magenta"), "  ", (str(ev.data.get("command", "")), "bold")
             )
             head.append(f"\n{when}  {ev.source}\n\n", "dim")
-            head.append("\n".join(lines))
+            head.append("\n".join(lines[:DETAIL_LINES]))
+            if len(lines) > DETAIL_LINES:
+                head.append(_more(len(lines) - DETAIL_LINES), "dim italic")
             text.update(head)
             return
         body = {"time": when, "name": ev.name, "source": ev.source, "data": ev.data}
-        text.update(JSON(json.dumps(body, default=str)))
+        raw = json.dumps(body, default=str)
+        if len(raw) <= DETAIL_JSON_CHARS:
+            text.update(JSON(raw))
+            return
+        # A big answer (query-qmp-schema is ~200 KB): highlighting and laying out all
+        # of it froze the app for seconds; the first lines, plainly, and how to get all.
+        pretty = json.dumps(body, indent=2, default=str).splitlines()
+        shown = Text("\n".join(pretty[:DETAIL_LINES]))
+        if len(pretty) > DETAIL_LINES:
+            shown.append(_more(len(pretty) - DETAIL_LINES), "dim italic")
+        text.update(shown)
 
     # -- actions ----------------------------------------------------------------------
 
