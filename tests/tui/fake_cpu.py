@@ -122,7 +122,7 @@ class FakeCpu:
     async def regs(self, cpu: int | None = None) -> Registers:
         v = dict(self.values, rip=self.pc)
         self.last_regs = v
-        return Registers(values=v, pc=self.pc, state=self._state())
+        return Registers(values=v, pc=self.pc, state=self._state(), points=list(self.pts))
 
     async def read(self, addr: int, length: int, cpu: int | None = None) -> bytes:
         if not BASE <= addr < BASE + len(CODE):

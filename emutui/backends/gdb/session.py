@@ -52,6 +52,7 @@ class Registers:
     state: CpuState
     order: list[str] = field(default_factory=list)
     bits: dict[str, int] = field(default_factory=dict)
+    points: list[dict[str, Any]] = field(default_factory=list)
 
 
 def elf_for(inst: Instance) -> Path | None:
@@ -171,6 +172,7 @@ class CpuSession:
             state=CpuState.from_reply(r),
             order=[x[0] for x in regs if x[0] in values],
             bits={x[0]: int(x[1]) for x in regs},
+            points=list(r.get("points") or []),
         )
 
     async def read(self, addr: int, length: int, cpu: int | None = None) -> bytes:

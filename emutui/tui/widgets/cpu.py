@@ -27,7 +27,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
-from emutui.core.errors import EmutuiError
+from emutui.core.errors import BusyError, EmutuiError
 from emutui.tui.links import InstanceLink
 from emutui.tui.screens.dialogs import ConfirmScreen, PickScreen, PromptScreen
 
@@ -229,6 +229,8 @@ class CpuPane(Vertical):
         self.view_addr: int | None = None  # None: follow PC
         self._gen = 0
         self._regs_key: tuple[int, int] | None = None
+        self._reload_lock = asyncio.Lock()
+        self._lines: dict[str, int] = {}
         self.error = ""
 
     def compose(self) -> ComposeResult:
@@ -314,8 +316,13 @@ class CpuPane(Vertical):
         return f"[b yellow]■ stopped[/] at [b]{where}[/]{why}{cpus}"
 
     def _paint_side(self) -> None:
-        self.query_one("#cpu-regs", Static).update(self._regs_text())
-        self.query_one("#cpu-points", Static).update(self._points_text())
+        # A new layout only when a box changes height: a relayout repaints the whole
+        # screen, which is most of a step's cost on a slow terminal link.
+        for wid, text in (("#cpu-regs", self._regs_text()), ("#cpu-points", self._points_text())):
+            lines = len(text.plain.splitlines())
+            box = self.query_one(wid, Static)
+            box.update(text, layout=self._lines.get(wid) != lines)
+            self._lines[wid] = lines
 
     def _regs_text(self) -> Text:
         t = Text()
@@ -370,12 +377,23 @@ class CpuPane(Vertical):
         sess = self.session
         if sess is None:
             return
+        async with self._reload_lock:
+            await self._reload(sess, cursor_addr)
+
+    async def _reload(self, sess: Any, cursor_addr: int | None) -> None:
         try:
             # Everything is fetched first and assigned together just before the
             # paint: a reader of the pane never sees a PC with another stop's text.
-            st = await sess.state()
-            points = await sess.points()
-            if st.running:
+            # Two hub round trips when stopped: registers (with state and
+            # points), then the code.
+            regs = None
+            try:
+                regs = await sess.regs(self.cpu)
+                st, points = regs.state, regs.points
+            except BusyError:  # running
+                st = await sess.state()
+                points = await sess.points()
+            if st.running or regs is None:
                 self.running, self.seq, self.why, self.points = True, st.seq, "", points
                 self.pc = None
                 self.disasm.pc = None
@@ -384,7 +402,6 @@ class CpuPane(Vertical):
                     self.disasm.set_message("running: p stops, b sets breakpoints on the cursor")
                 self.disasm.refresh()
             else:
-                regs = await sess.regs(self.cpu)
                 addr = self.view_addr if self.view_addr is not None else regs.pc
                 insns = await sess.disassemble(addr, 40, regs=regs, cpu=self.cpu, before=BACK)
                 labels = {i.addr: n for i in insns if (n := sess.symbols.at(i.addr))}
@@ -423,6 +440,10 @@ class CpuPane(Vertical):
             if gen != self._gen:
                 return
             if st.seq != self.seq or st.running != self.running:
+                async with self._reload_lock:
+                    # a command's own refresh may have shown this stop meanwhile
+                    if st.seq == self.seq and st.running == self.running:
+                        continue
                 if not st.running and self.temp_break is not None:
                     addr, self.temp_break = self.temp_break, None
                     with contextlib.suppress(EmutuiError):
