@@ -131,6 +131,26 @@ async def vrtd(pilot: Pilot) -> None:
     await pilot.pause(0.5)
 
 
+async def cpu(pilot: Pilot) -> None:
+    """The CPU pane stopped at isr_timer (a breakpoint), one step on; jiffies watched."""
+    from emutui.tui.widgets.cpu import CpuPane
+
+    await instances(pilot)
+    await pilot.press("6")
+    pane = pilot.app.screen.query_one(CpuPane)
+    await until(pilot, lambda: pane.session is not None, timeout=30, what="cpu attached")
+    sess = pane.session
+    await sess.clear_points()
+    await sess.set_point("break", sess.address("isr_timer"))
+    await sess.cont(wait=True, timeout=10)
+    await until(pilot, lambda: pane.pc == sess.address("isr_timer"), timeout=10, what="stop")
+    await pilot.press("s")
+    await until(pilot, lambda: bool(pane.prev_regs), timeout=10, what="step")
+    await sess.set_point("watch", sess.address("jiffies"), 4)  # for the list
+    await pane.reload()
+    await pilot.pause(0.5)
+
+
 async def help_screen(pilot: Pilot) -> None:
     await ready(pilot)
     await pilot.press("question_mark")
@@ -147,11 +167,18 @@ SHOTS: dict[str, tuple[Step, tuple[int, int], str]] = {
     "v80-high-contrast": (vrtd, (120, 40), "high-contrast"),
     "help": (help_screen, (120, 40), "dark"),
     "wide-200x50": (props, (200, 50), "dark"),
+    "cpu-80x24": (cpu, (80, 24), "dark"),
+    "cpu-120x40": (cpu, (120, 40), "dark"),
+    "cpu-200x50": (cpu, (200, 50), "dark"),
 }
 
 
-async def shoot(make_app: Callable[[str], EmutuiApp], out: Path, png: bool) -> None:
+async def shoot(
+    make_app: Callable[[str], EmutuiApp], out: Path, png: bool, only: list[str] | None = None
+) -> None:
     for name, (step, size, theme) in SHOTS.items():
+        if only and name not in only:
+            continue
         app = make_app(theme)
         async with app.run_test(size=size) as pilot:
             await step(pilot)
@@ -168,6 +195,7 @@ async def main() -> int:
     ap.add_argument("--fake", action="store_true", help="the fake lab (no QEMU needed)")
     ap.add_argument("--png", action="store_true", help="also write PNGs")
     ap.add_argument("--out", default=str(HERE))
+    ap.add_argument("--only", nargs="*", help="just these shots (names as in SHOTS)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +204,7 @@ async def main() -> int:
 
         tmp = Path(tempfile.mkdtemp(prefix="emutui-shots-"))
         try:
-            await shoot(lambda theme: build_app(tmp, theme=theme), out, args.png)
+            await shoot(lambda theme: build_app(tmp, theme=theme), out, args.png, args.only)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return 0
@@ -191,6 +219,7 @@ async def main() -> int:
             lambda theme: EmutuiApp(lab.registry, lab.config, theme=theme, lab_label="emutui demo"),
             out,
             args.png,
+            args.only,
         )
     finally:
         await lab.teardown()

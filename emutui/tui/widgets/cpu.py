@@ -46,6 +46,9 @@ _X86_32 = {
     "rip": "eip",
 }
 _X86_HIDE_32 = {f"r{i}" for i in range(8, 16)} | {"k_gs_base", "cr8"}
+# x87 and SSE control state: rarely what a stop is about, and it pushes the
+# breakpoint list off a 40-row screen
+_X86_HIDE = {"fctrl", "fstat", "ftag", "fiseg", "fioff", "foseg", "fooff", "fop", "mxcsr"}
 
 
 def session_factory(link: InstanceLink) -> Any:
@@ -337,7 +340,7 @@ class CpuPane(Vertical):
             if name not in self.regs:
                 continue
             bits = sess.reg_bits(name) if sess is not None else 32
-            if bits > 64 or (narrow and name in _X86_HIDE_32):
+            if bits > 64 or name in _X86_HIDE or (narrow and name in _X86_HIDE_32):
                 continue
             value = self.regs[name]
             label = _X86_32.get(name, name) if narrow else name
