@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import importlib
 import json
 import os
@@ -128,6 +129,33 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+    except OSError as e:
+        # The machine's doing, not a bug: an unwritable state dir, a full disk.
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"emutui: {args.command or 'emutui'}: {e.strerror}{where}", file=sys.stderr)
+        return 1
+    except RecursionError:
+        print(
+            f"emutui: {args.command or 'emutui'}: input nested too deeply "
+            "(a corrupted file in the state dir or the config?)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+# errno values that say something about the machine (permissions, space), not about emutui
+ENVIRONMENT_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOTDIR,
+    errno.EMFILE,
+    errno.ENFILE,
+}
 
 
 def _configure_deadline(args: argparse.Namespace) -> None:

@@ -69,6 +69,10 @@ def parse_config(path: Path, validate: bool = True) -> Config:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 (byte {e.start}); TOML files are UTF-8") from e
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
     cfg = Config(path=path)

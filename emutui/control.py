@@ -28,10 +28,16 @@ def make_connector(inst: Instance, aux: bool = True) -> Connector:
 
 
 @asynccontextmanager
-async def connected(inst: Instance, aux: bool = True) -> AsyncIterator[Connector]:
+async def connected(
+    inst: Instance, aux: bool = True, events: bool = True
+) -> AsyncIterator[Connector]:
+    """``events=False``: a one-shot command that never reads events; a QMP broker
+    then sends it none (a flood of events cannot stand between it and its reply)."""
     if not inst.alive():
         raise InstanceDeadError(dead_message(inst))
     conn = make_connector(inst, aux)
+    if not events and hasattr(conn, "want_events"):
+        conn.want_events = False
     await conn.connect()
     try:
         yield conn

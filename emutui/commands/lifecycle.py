@@ -230,7 +230,7 @@ async def cmd_control(args: argparse.Namespace) -> int:
     from emutui.control import connected
 
     inst = registry(args).get(args.name)
-    async with connected(inst) as conn:
+    async with connected(inst, events=False) as conn:
         await getattr(conn, args.verb)()
         st = await conn.status()
     print(f"{inst.name}: {st.state.value}")

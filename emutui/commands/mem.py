@@ -89,7 +89,7 @@ async def cmd_regions(args: argparse.Namespace) -> int:
     from emutui.control import connected
 
     inst = registry(args).get(args.name)
-    async with connected(inst) as conn:
+    async with connected(inst, events=False) as conn:
         regions = await conn.regions()
     if args.json:
         from emutui.cli import print_json
@@ -120,7 +120,7 @@ async def cmd_read(args: argparse.Namespace) -> int:
     offset = parse_int(args.offset, "offset")
     length = parse_int(args.length, "length")
     inst = registry(args).get(args.name)
-    async with connected(inst) as conn:
+    async with connected(inst, events=False) as conn:
         data = await conn.read(args.region, offset, length)
     if args.json:
         from emutui.cli import print_json
@@ -137,7 +137,7 @@ async def cmd_write(args: argparse.Namespace) -> int:
     offset = parse_int(args.offset, "offset")
     parse_hex(args.hexbytes)  # a typo is an error before anything is connected
     inst = registry(args).get(args.name)
-    async with connected(inst) as conn:
+    async with connected(inst, events=False) as conn:
         region = await conn.find_region(args.region)
         value = parse_value(args.hexbytes, region.access_width, region.byte_order)
         data = value.data

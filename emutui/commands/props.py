@@ -39,7 +39,7 @@ async def cmd_ls(args: argparse.Namespace) -> int:
     from emutui.control import connected
 
     inst = registry(args).get(args.name)
-    async with connected(inst) as conn:
+    async with connected(inst, events=False) as conn:
         nodes = await conn.list_props(args.path)
     if args.json:
         from emutui.cli import print_json
@@ -70,7 +70,7 @@ async def cmd_get(args: argparse.Namespace) -> int:
     from emutui.control import connected
 
     inst = registry(args).get(args.name)
-    async with connected(inst) as conn:
+    async with connected(inst, events=False) as conn:
         value = await conn.get_prop(args.path, args.prop)
     if args.json:
         from emutui.cli import print_json
@@ -93,7 +93,7 @@ async def cmd_set(args: argparse.Namespace) -> int:
         "(some properties abort QEMU when set)"
     ):
         raise EmutuiError("not confirmed; nothing was written (use --yes to skip the question)")
-    async with connected(inst) as conn:
+    async with connected(inst, events=False) as conn:
         await conn.set_prop(args.path, args.prop, value)
     print(f"{inst.name}: {args.path} {args.prop} = {json.dumps(value)}")
     return 0

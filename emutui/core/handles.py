@@ -140,10 +140,14 @@ class Handles:
             raise
         except OSError as e:
             raise ProtocolError(f"{path}: cannot read ({e.strerror})") from e
+        except UnicodeDecodeError:
+            raise ProtocolError(f"{path}: corrupted (not UTF-8)") from None
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
             raise ProtocolError(f"{path}: corrupted ({e.msg} at line {e.lineno})") from e
+        except RecursionError:
+            raise ProtocolError(f"{path}: corrupted (nested too deeply)") from None
         return cls.from_json(obj)
 
 

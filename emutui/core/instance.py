@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 OUTPUT_LOG = "output.log"  # the emulator's own stdout and stderr
 
 
+def option_int(opts: dict[str, Any], key: str, default: int) -> int:
+    """A positive integer option from handles.json, else ``default``: the file may have
+    been edited by hand (``"log_max_bytes": "abc"``), which must not break a command."""
+    v = opts.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        return default
+    return v
+
+
 def format_uptime(seconds: float | None) -> str:
     """Compact uptime for tables: 4m07s, 3h12m, 2d05h; '-' when not running."""
     if seconds is None:
@@ -105,8 +114,8 @@ class Instance:
         opts = self.handles.options if self.handles else {}
         return Journal(
             self.wd,
-            max_bytes=int(opts.get("log_max_bytes", DEFAULT_MAX_BYTES)),
-            generations=int(opts.get("log_generations", DEFAULT_GENERATIONS)),
+            max_bytes=option_int(opts, "log_max_bytes", DEFAULT_MAX_BYTES),
+            generations=option_int(opts, "log_generations", DEFAULT_GENERATIONS),
         )
 
     def serial_log(self, channel: str) -> Path:

@@ -32,8 +32,12 @@ class Journal:
         return self._log.error
 
     def append(self, event: Event) -> None:
-        line = json.dumps(event.to_json(), separators=(",", ":"), default=str) + "\n"
-        self._log.write(line.encode())
+        self.append_many([event])
+
+    def append_many(self, events: list[Event]) -> None:
+        """One write for many events (a flood costs one syscall per batch, not per event)."""
+        lines = [json.dumps(e.to_json(), separators=(",", ":"), default=str) + "\n" for e in events]
+        self._log.write("".join(lines).encode())
 
     def close(self) -> None:
         self._log.close()
@@ -106,6 +110,13 @@ class JournalWriter:
         # the UI, the journal keeps it in memory until the disk has room, and
         # ``journal.error`` says why it is not written yet.
         self.journal.append(event)
+        return True
+
+    def offer_many(self, events: list[Event]) -> bool:
+        """``offer`` for a batch."""
+        if not events or not self._try_lock():
+            return False
+        self.journal.append_many(events)
         return True
 
     def close(self) -> None:

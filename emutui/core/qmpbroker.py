@@ -71,6 +71,13 @@ CLIENT_EVENTS_MAX = 1000  # events waiting for one client; more are dropped and 
 CLIENT_INFLIGHT_MAX = 512  # requests of one client awaiting QEMU; then it is read no more
 CLIENT_STALL = 10.0  # seconds without reading, while losing events: the client is cut off
 DROPPED_EVENT = "EMUTUI_EVENTS_DROPPED"
+# Not in QEMU's greeting (clients see QEMU's own): emutui's one-shot commands enable it
+# in qmp_capabilities to get no events at all, so no flood stands before their reply.
+NO_EVENTS_CAP = "x-emutui-no-events"
+JOURNAL_QUEUE_MAX = 10000  # events waiting for the journal; more are dropped and counted
+JOURNAL_BATCH = 256  # events per journal write
+JOURNAL_PAUSE = 0.005  # between batches while more wait: the reader goes first
+_REPLY_HEADS = (b'{"return"', b'{"id"', b'{"error"', b'{"QMP"')
 
 
 @dataclass
@@ -236,44 +243,51 @@ class LineReader:
 
     An oversized line is discarded up to its newline and reported as ``None``,
     so one absurd reply (a hostile 100 MB one) costs no memory and no resync.
+    Lines are sliced out of each chunk without moving the rest of it: a flood of
+    small events costs one copy per line, not one per line per chunk.
     """
 
     def __init__(self, reader: asyncio.StreamReader, limit: int = UPSTREAM_LINE_MAX) -> None:
         self._reader = reader
         self._limit = limit
-        self._buf = bytearray()
+        self._buf = b""
+        self._pos = 0
+        self._parts: list[bytes] = []  # earlier pieces of a line that spans chunks
+        self._partlen = 0
         self._skipping = False
         self.skipped_bytes = 0
 
     async def readline(self) -> bytes | None:
         """A line; None for a skipped oversized one; b"" at EOF."""
         while True:
-            nl = self._buf.find(b"\n")
+            nl = self._buf.find(b"\n", self._pos)
             if nl >= 0:
-                line = bytes(self._buf[: nl + 1])
-                del self._buf[: nl + 1]
+                start, self._pos = self._pos, nl + 1
+                line = self._buf[start : nl + 1]
+                if self._parts:
+                    line = b"".join(self._parts) + line
+                    self._parts, self._partlen = [], 0
                 if self._skipping:
                     self._skipping = False
                     self.skipped_bytes += len(line)
                     return None
                 return line
-            if len(self._buf) > self._limit:
+            tail = self._buf[self._pos :]
+            if tail:
+                if self._skipping:
+                    self.skipped_bytes += len(tail)
+                else:
+                    self._parts.append(tail)
+                    self._partlen += len(tail)
+            self._buf, self._pos = b"", 0
+            if not self._skipping and self._partlen > self._limit:
                 self._skipping = True
-                self.skipped_bytes = len(self._buf)
-                self._buf.clear()
+                self.skipped_bytes = self._partlen
+                self._parts, self._partlen = [], 0
             chunk = await self._reader.read(1 << 18)
             if not chunk:
                 return b""
-            if self._skipping:
-                nl = chunk.find(b"\n")
-                if nl < 0:
-                    self.skipped_bytes += len(chunk)
-                    continue
-                self.skipped_bytes += nl + 1
-                self._skipping = False
-                self._buf += chunk[nl + 1 :]
-                return None
-            self._buf += chunk
+            self._buf = chunk
 
 
 # -- clients ------------------------------------------------------------------------------
@@ -295,6 +309,7 @@ class Client:
         self.n = n
         self.negotiated = False
         self.oob = False
+        self.want_events = True
         self.closed = False
         self.inflight = 0
         self._room = asyncio.Event()
@@ -477,9 +492,12 @@ class Client:
                 "Invalid parameter type for 'enable', expected: array", id_=id_, has_id=has_id
             )
         for cap in enable:
+            if cap == NO_EVENTS_CAP:
+                continue
             if cap not in self.broker.capabilities:
                 return _error(f"Capability '{cap}' not available", id_=id_, has_id=has_id)
         self.oob = "oob" in enable
+        self.want_events = NO_EVENTS_CAP not in enable
         self.negotiated = True
         reply: dict[str, Any] = {"return": {}}
         if has_id:
@@ -502,6 +520,9 @@ class Broker:
         self._up_reader: LineReader | None = None
         self._up_writer: asyncio.StreamWriter | None = None
         self._journal: Any = None
+        self._jqueue: collections.deque[bytes] = collections.deque()
+        self._jdropped = 0
+        self._jwake = asyncio.Event()
         self._nclients = 0
 
     async def _connect_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -619,13 +640,45 @@ class Broker:
             )
         )
 
-    def _event(self, msg: dict[str, Any], line: bytes) -> None:
+    def _event(self, line: bytes) -> None:
+        """Fan the raw line out (no re-encoding), and queue it for the journal."""
         for c in list(self.clients):
-            if c.negotiated:
+            if c.negotiated and c.want_events:
                 c.send(line, event=True)
         if self._journal is not None:
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                self._journal.offer(event_from_qmp(msg, self.spec.name))
+            if len(self._jqueue) >= JOURNAL_QUEUE_MAX:
+                self._jdropped += 1
+            else:
+                self._jqueue.append(line)
+                self._jwake.set()
+
+    async def journal_loop(self) -> None:
+        """Writes queued events to the journal in batches, a bounded share of the CPU.
+
+        The reader (and so every client's replies) comes first: after each batch the
+        journal pauses briefly. Under a flood it falls behind; the queue is bounded
+        and what it could not hold is counted and journaled as EMUTUI_EVENTS_DROPPED.
+        """
+        assert self._journal is not None
+        while True:
+            await self._jwake.wait()
+            self._jwake.clear()
+            while self._jqueue:
+                batch: list[Event] = []
+                for _ in range(min(JOURNAL_BATCH, len(self._jqueue))):
+                    line = self._jqueue.popleft()
+                    with contextlib.suppress(ValueError, TypeError, RecursionError):
+                        batch.append(event_from_qmp(_loads(line), self.spec.name))
+                if self._jdropped:
+                    lost, self._jdropped = self._jdropped, 0
+                    batch.append(
+                        Event(
+                            DROPPED_EVENT, {"count": lost, "by": "qmpbroker"}, source=self.spec.name
+                        )
+                    )
+                with contextlib.suppress(OSError, ValueError):
+                    self._journal.offer_many(batch)
+                await asyncio.sleep(JOURNAL_PAUSE if self._jqueue else 0)
 
     async def pump_upstream(self) -> None:
         assert self._up_reader is not None
@@ -640,6 +693,12 @@ class Broker:
                 continue
             if not line:
                 return
+            head = line[:96]
+            if not head.startswith(_REPLY_HEADS) and b'"event"' in head:
+                # An event (QEMU puts "timestamp" and "event" first): passed on as is,
+                # parsed only by the journal. A flood costs a slice and an append.
+                self._event(line if line.endswith(b"\r\n") else line.rstrip() + b"\r\n")
+                continue
             try:
                 msg = _loads(line)
             except (ValueError, RecursionError):
@@ -648,7 +707,7 @@ class Broker:
             if not isinstance(msg, dict):
                 continue
             if "event" in msg:
-                self._event(msg, line if line.endswith(b"\r\n") else line.rstrip() + b"\r\n")
+                self._event(line if line.endswith(b"\r\n") else line.rstrip() + b"\r\n")
             else:
                 self._route_reply(msg, line)
 
@@ -679,6 +738,7 @@ class Broker:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if signals else ():
             loop.add_signal_handler(sig, stop.set)
         pump = asyncio.create_task(self.pump_upstream())
+        journal = asyncio.create_task(self.journal_loop()) if self._journal is not None else None
         waiter = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait([pump, waiter], return_when=asyncio.FIRST_COMPLETED)
@@ -693,7 +753,28 @@ class Broker:
             pump.cancel()
             if self._up_writer is not None:
                 self._up_writer.close()
+            if journal is not None:
+                journal.cancel()
+                with contextlib.suppress(BaseException):
+                    await journal
             if self._journal is not None:
+                # what is still queued goes to disk before the broker exits
+                batch: list[Event] = []
+                for line in self._jqueue:
+                    with contextlib.suppress(ValueError, TypeError, RecursionError):
+                        batch.append(event_from_qmp(_loads(line), self.spec.name))
+                self._jqueue.clear()
+                if self._jdropped:
+                    batch.append(
+                        Event(
+                            DROPPED_EVENT,
+                            {"count": self._jdropped, "by": "qmpbroker"},
+                            source=self.spec.name,
+                        )
+                    )
+                    self._jdropped = 0
+                with contextlib.suppress(OSError, ValueError):
+                    self._journal.offer_many(batch)
                 self._journal.close()
         _note("QEMU closed its monitor; exiting" if not stop.is_set() else "stopped")
         return 0

@@ -40,6 +40,7 @@ from pathlib import Path
 from emutui.core import proc, supervisor
 from emutui.core.errors import BackendError
 from emutui.core.handles import Handles
+from emutui.core.instance import option_int
 from emutui.core.rotating import DEFAULT_GENERATIONS, DEFAULT_MAX_BYTES
 from emutui.core.timeindex import TimedLog
 
@@ -295,8 +296,8 @@ def spec_for(handles: Handles) -> HubSpec:
     ]
     return HubSpec(
         ports=ports,
-        max_bytes=int(handles.options.get("log_max_bytes", DEFAULT_MAX_BYTES)),
-        generations=int(handles.options.get("log_generations", DEFAULT_GENERATIONS)),
+        max_bytes=option_int(handles.options, "log_max_bytes", DEFAULT_MAX_BYTES),
+        generations=option_int(handles.options, "log_generations", DEFAULT_GENERATIONS),
         emulator_pid=handles.pid,
         emulator_start=handles.pid_start,
     )

@@ -103,13 +103,14 @@ class QemuConnector(BaseConnector):
         if self.qtest_path and h.options.get("qtest", True):
             caps.add(Capability.MEMORY_WRITE)
         self.capabilities = frozenset(caps)
-        self.client = QMPClient(f"emutui-{instance.name}")
+        self.client = new_client(f"emutui-{instance.name}")
         # Behind a broker the broker journals every event (once); a direct
         # client journals what it sees, if it wins the journal's writer lock.
         self._journal: JournalWriter | None = (
             None if self.via_broker or standalone else JournalWriter(instance.journal())
         )
         self._journal_listener = BoundedListener()
+        self.want_events = True  # False: a one-shot command; the broker then sends none
         self._tasks: list[asyncio.Task[None]] = []
         self._dc_task: asyncio.Future[None] | None = None
         self._gone = asyncio.Event()
@@ -152,7 +153,7 @@ class QemuConnector(BaseConnector):
             raise NoAnswerError(f"{self.name}: QEMU process is stopped (SIGSTOP); it cannot answer")
         for attempt in (1, 2):
             try:
-                await asyncio.wait_for(self.client.connect(self.address), GREETING_TIMEOUT)
+                await asyncio.wait_for(self._connect_once(), GREETING_TIMEOUT)
                 break
             except TimeoutError as e:
                 what = "the QMP broker" if self.via_broker else f"QMP monitor {self.qmp_path}"
@@ -168,7 +169,7 @@ class QemuConnector(BaseConnector):
                     # The broker died (killed, OOM): start another; QEMU never noticed.
                     await qmpbroker.ensure_broker(self.handles, self.instance.wd)
                     await qmpbroker.wait_serving(self.qmp_path)
-                    self.client = QMPClient(f"emutui-{self.name}")
+                    self.client = new_client(f"emutui-{self.name}")
                     self._dc_task = None
                     continue
                 if refused:
@@ -182,6 +183,17 @@ class QemuConnector(BaseConnector):
             self.client.register_listener(self._journal_listener)
             self._tasks.append(asyncio.create_task(self._journal_pump()))
         self._tasks.append(asyncio.create_task(self._watch_runstate()))
+
+    async def _connect_once(self) -> None:
+        if not (self.via_broker and not self.want_events):
+            await self.client.connect(self.address)
+            return
+        # Negotiate by hand to add the broker's own capability (QEMU never sees it).
+        self.client.negotiate = False
+        await self.client.connect(self.address)
+        caps = list(self.client.greeting.QMP.capabilities) if self.client.greeting else []
+        enable = [c for c in caps if c == "oob"] + [qmpbroker.NO_EVENTS_CAP]
+        await self.client.execute("qmp_capabilities", {"enable": enable})
 
     async def _journal_pump(self) -> None:
         while True:
@@ -539,6 +551,15 @@ class BoundedListener(EventListener):
             self.dropped += 1
             return
         self._queue.put_nowait(event)
+
+
+def new_client(name: str) -> QMPClient:
+    """A QMPClient whose built-in ``events`` listener takes nothing: it would queue every
+    event ever received and keep each in its history, hundreds of MB under a flood
+    (qemu.qmp does not let it be removed; its filter is public)."""
+    client = QMPClient(name)
+    client.events.event_filter = lambda _event: False
+    return client
 
 
 def check_json(cmd: str, args: Any) -> None:
