@@ -204,13 +204,14 @@ async def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_timeline(insts: list[Instance], args: argparse.Namespace) -> Any:
+def build_timeline(insts: list[tuple[str, Instance]], args: argparse.Namespace) -> Any:
+    """``insts``: (the reference as typed, the instance or run); several: sources as REF:com1."""
     from emutui.core.timeline import Filter, Timeline, sources_for
 
     sources = []
     multi = len(insts) > 1
-    for inst in insts:
-        sources.extend(sources_for(inst, prefix=f"{inst.ref}:" if multi else ""))
+    for ref, inst in insts:
+        sources.extend(sources_for(inst, prefix=f"{ref}:" if multi else ""))
     wanted = {s.strip() for arg in args.source for s in arg.split(",") if s.strip()}
     labels = {s.label for s in sources}
     if wanted:
@@ -237,7 +238,7 @@ async def cmd_timeline(args: argparse.Namespace) -> int:
     from emutui.core.when import parse_span
 
     reg = registry(args)
-    insts = [reg.resolve(r) for r in args.refs]
+    insts = [(r, reg.resolve(r)) for r in dict.fromkeys(args.refs)]
     tl = build_timeline(insts, args)
     since, until = _when(args.since), _when(args.until)
     if args.last:
