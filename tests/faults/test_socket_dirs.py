@@ -218,3 +218,14 @@ def test_other_user_can_neither_connect_to_nor_read_a_running_instance(
         os.chmod(state, 0o700)
         _stop_all(state, env)
     assert not short_socket_dir(wd).exists()  # removed with the instance
+
+
+def test_state_root_parents_are_private_under_umask_000(tmp_path: Path) -> None:
+    root = tmp_path / "a" / "b" / "state"
+    code = (
+        "import os\nos.umask(0)\nfrom emutui.core.registry import Registry\n"
+        f"Registry({str(root)!r}).create('x')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    for p in (tmp_path / "a", tmp_path / "a" / "b", root, root / "x"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o700, p
