@@ -18,7 +18,7 @@ restarted; it reconnects to the ports. The hub runs under a supervisor
 without a client, and if the supervisor is gone too the next client restarts
 both (``ensure_hub``). What the guest printed meanwhile is lost (the emulator
 drops it), so the new hub writes the gap into the log, as
-``[emutui: capture gap 12:01:02.123 to 12:01:03.050 (0.927 s), hub restarted]``, and
+``[emutui: capture gap 12:01:02.123 to 12:01:03.050 (0.927 s), serialhub restarted]``, and
 appends it to ``capture-gaps.jsonl``, which ``emutui ls`` counts.
 
 Run as ``python -m emutui.core.serialhub SPEC.json``.
@@ -201,7 +201,7 @@ class Port:
             self._drop(writer)
 
 
-GAP_WHY_ENV = "EMUTUI_GAP_WHY"
+GAP_WHY_ENV = supervisor.GAP_WHY_ENV
 TCP_WATCH_PERIOD = 1.0
 
 

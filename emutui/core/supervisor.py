@@ -44,7 +44,8 @@ from emutui.core import proc
 POLL = 0.02  # how often children are checked: a restart within tens of ms
 EMULATOR_CHECK = 0.25
 MAX_BACKOFF = 2.0
-GAP_ENV = "EMUTUI_GAP_SINCE"
+GAP_ENV = "EMUTUI_GAP_SINCE"  # when the child before this one died (a restart)
+GAP_WHY_ENV = "EMUTUI_GAP_WHY"  # and why there is a gap, in words
 
 
 @dataclass
@@ -151,12 +152,14 @@ class Supervisor:
             return True  # nothing to watch: supervise until told to stop
         return proc.is_alive(self.spec.emulator_pid, self.spec.emulator_start)
 
-    def start(self, child: ChildSpec, gap_since: float | None) -> None:
+    def start(self, child: ChildSpec, gap_since: float | None, why: str = "") -> None:
         env = dict(os.environ, **self.spec.env)
         if gap_since is not None:
             env[GAP_ENV] = f"{gap_since:.3f}"
         else:
             env.pop(GAP_ENV, None)
+        if why:
+            env[GAP_WHY_ENV] = why
         self.started_at[child.name] = time.time()
         fd = os.open(child.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         if child.module:
@@ -248,7 +251,7 @@ class Supervisor:
                     break
                 when = self.next_start.get(c.name, 0.0)
                 if time.monotonic() >= when and not self.stopping and self.emulator_alive():
-                    self.start(c, self.died_at.pop(c.name, None))
+                    self.start(c, self.died_at.pop(c.name, None), f"{c.name} restarted")
             time.sleep(POLL)
         self.stop_children()
         return 0
