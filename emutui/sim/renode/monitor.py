@@ -7,6 +7,7 @@ client sees the same noise it would see from the real thing.
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 from pathlib import Path
@@ -63,6 +64,8 @@ COMMANDS = {
     "pause": "pauses the emulation",
     "peripherals": "prints list of registered and named peripherals",
     "quit": "quits the emulator",
+    "Save": "saves the emulation state to a file",
+    "Load": "loads the emulation state from a file",
     "start": "starts the emulation",
     "using": "expose a prefix to avoid typing full object names",
     "version": "shows version information",
@@ -255,6 +258,57 @@ class Monitor:
         out.line("Starting emulation...")
         self.em.start_all()
 
+    def cmd_Save(self, args: list[str], out: Output) -> None:
+        """The stand-in's state (every machine's bus memory, CPU PCs, ticks, time) as JSON;
+        Renode writes a binary image of its whole emulation to the same kind of path."""
+        if not args:
+            raise MonitorError("Bad parameters for command Save")
+        path = self._path(args[0])
+        state = {
+            name: {
+                "ticks": m.ticks,
+                "virt": m.virtual_time(),
+                "peripherals": {
+                    pname: {
+                        "mem": {str(k): v for k, v in p.mem.items()},
+                        "pc": getattr(p, "pc", None),
+                    }
+                    for pname, p in m.peripherals.items()
+                },
+            }
+            for name, m in self.em.machines.items()
+        }
+        path.write_text(json.dumps({"emutui-standin-save": 1, "machines": state}))
+
+    def cmd_Load(self, args: list[str], out: Output) -> None:
+        if not args:
+            raise MonitorError("Bad parameters for command Load")
+        path = self._path(args[0])
+        try:
+            obj = json.loads(path.read_text())
+            machines = obj["machines"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise MonitorError(
+                f"There was an error executing command 'Load @{path}': {e}"
+            ) from None
+        for name, st in machines.items():
+            m = self.em.machines.get(name)
+            if m is None:
+                continue
+            m.ticks = int(st["ticks"])
+            was = m.running
+            m.pause()
+            m._virt = float(st["virt"])
+            if was:
+                m.start()
+            for pname, pst in st["peripherals"].items():
+                p = m.peripherals.get(pname)
+                if p is None:
+                    continue
+                p.mem = {int(k): int(v) for k, v in pst["mem"].items()}
+                if pst.get("pc") is not None and hasattr(p, "pc"):
+                    p.pc = int(pst["pc"])
+
     def cmd_pause(self, args: list[str], out: Output) -> None:
         out.line("Pausing emulation...")
         self.em.pause_all()
@@ -402,6 +456,8 @@ class Monitor:
                     "Void RequestReset ()",
                     "Void Reset ()",
                     "Void Start ()",
+                    "Void StartGdbServer (Int32 port, Boolean autostartEmulation = false, "
+                    'String cpuCluster = "")',
                 ],
                 {
                     "Name": Prop("String", lambda: m.name),
@@ -430,6 +486,20 @@ class Monitor:
             m.start()
         elif method in ("Name", "SystemBusName"):
             out.value(m.name if method == "Name" else "sysbus")
+        elif method == "StartGdbServer":
+            # Recorded and answered as Renode does (nothing on the monitor, a log
+            # line); the stand-in runs no code, so nothing listens on the port.
+            if not rest:
+                raise MonitorError(f"Bad parameters for command {cmd}")
+            port = parse_int(rest[0])
+            servers = m.__dict__.setdefault("gdb_servers", [])
+            if port in servers:
+                raise MonitorError(
+                    f"There was an error executing command '{cmd}': "
+                    f"GDB server already started on port :{port}"
+                )
+            servers.append(port)
+            self.em.log.log("INFO", m.name, f"GDB server with all CPUs started on port :{port}")
         else:
             raise MonitorError(f"No such command or device: machine {method}")
 
