@@ -230,3 +230,39 @@ async def test_stub_held_by_someone_else(vm: Instance) -> None:
         assert "another debugger" in err
     finally:
         other.close()
+
+
+async def test_attached_qemu_gets_a_stub_through_hmp(
+    state_dir: Path, guest_elf: Path, tmp_path: Path
+) -> None:
+    """A QEMU emutui did not start has no -gdb: the first CPU command asks for one."""
+    qmp = Path(str(state_dir)) / "foreign-qmp.sock"
+    p = subprocess.Popen(
+        ["qemu-system-x86_64", "-display", "none", "-nodefaults", "-M", "pc", "-accel", "tcg",
+         "-kernel", str(guest_elf), "-qmp", f"unix:{qmp},server=on,wait=off"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await wait_for_path(qmp)
+        ok("attach", "qemu", "foreign", "--qmp", str(qmp))
+        out = json.loads(ok("cpu", "foreign", "stop", "--json"))
+        lo, hi = text_range(guest_elf)
+        assert out["running"] is False and lo <= out["pc"] < hi
+        h = json.loads((Path(str(state_dir)) / "foreign" / "handles.json").read_text())
+        assert h["channels"]["gdb"]["kind"] == "unix"
+        ok("cpu", "foreign", "cont", "--no-wait")
+        ok("detach", "foreign")
+    finally:
+        p.kill()
+        p.wait()
+
+
+async def wait_for_path(path: Path, timeout: float = 10.0) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not path.exists():
+        if loop.time() > deadline:
+            raise AssertionError(f"{path} did not appear")
+        await asyncio.sleep(0.02)
