@@ -266,3 +266,15 @@ async def wait_for_path(path: Path, timeout: float = 10.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"{path} did not appear")
         await asyncio.sleep(0.02)
+
+
+async def test_qmp_pause_and_resume_behind_the_hubs_back(vm: Instance) -> None:
+    """QEMU's stub reports a QMP stop but not a QMP cont: the next request still
+    answers (QEMU takes it as an interrupt; the client sends it again)."""
+    ok("cpu", "guest", "stop")
+    ok("resume", "guest")
+    r = json.loads(ok("cpu", "guest", "regs", "--json"))
+    assert r["pc"] > 0
+    ok("cpu", "guest", "cont", "--no-wait")
+    ok("pause", "guest")
+    assert json.loads(ok("cpu", "guest", "regs", "--json"))["pc"] > 0

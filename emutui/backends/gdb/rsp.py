@@ -346,8 +346,14 @@ class RspClient:
                 self._reply.set_result(body)
             return
         if _STOP_RE.match(body) and self._reply is not None and not self._reply_wants_stop:
-            # A stop reply while another request waits: the target stopped on its own.
-            self._stopped(parse_stop(body.decode(errors="replace")))
+            # A stop reply while another request waits: the target stopped on its own,
+            # or (signal 2) it was running after all, resumed behind our back (QMP
+            # cont), and QEMU took our packet's first byte as an interrupt and
+            # dropped the rest: send the packet again, now that it is stopped.
+            stop = parse_stop(body.decode(errors="replace"))
+            self._stopped(stop)
+            if stop.signal == 2 and self._last_sent and self._writer is not None:
+                self._writer.write(self._last_sent)
             return
         if self._reply is not None and not self._reply.done():
             self._reply.set_result(body)
