@@ -157,6 +157,22 @@ async def help_screen(pilot: Pilot) -> None:
     await pilot.pause(0.5)
 
 
+async def tiles(pilot: Pilot) -> None:
+    """Four consoles of three instances side by side; pc's COM1 floods."""
+    await ready(pilot)
+    for name, keys in (("board", ()), ("pc", ()), ("q35", ()), ("pc", ("right",))):
+        await select(pilot, name)
+        await pilot.press("2")
+        await pilot.pause(0.3)
+        await pilot.press("s", *keys)
+        await pilot.pause(1.0)
+    # tile 2 (pc/com1): flood; tile 3 (q35/com1): type
+    await pilot.press("o", "o", "enter", "ctrl+f")
+    await pilot.pause(1.5)
+    await pilot.press("ctrl+right_square_bracket", "o", "enter", *"typing while pc floods", "enter")
+    await pilot.pause(1.0)
+
+
 SHOTS: dict[str, tuple[Step, tuple[int, int], str]] = {
     "instances-80x24": (instances, (80, 24), "dark"),
     "console": (console, (120, 40), "dark"),
@@ -170,6 +186,7 @@ SHOTS: dict[str, tuple[Step, tuple[int, int], str]] = {
     "cpu-80x24": (cpu, (80, 24), "dark"),
     "cpu-120x40": (cpu, (120, 40), "dark"),
     "cpu-200x50": (cpu, (200, 50), "dark"),
+    "tiles-200x50": (tiles, (200, 50), "dark"),
 }
 
 

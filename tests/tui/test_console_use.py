@@ -246,3 +246,51 @@ def test_copy_under_tmux_names_the_paste_buffer(monkeypatch: pytest.MonkeyPatch)
 
 def test_instance_table_is_a_datatable() -> None:
     assert issubclass(InstanceTable, DataTable)
+
+
+async def test_tiles_split_move_zoom_and_close(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await _ready(pilot)
+        pane = app.screen.query_one(ConsolePane)
+        await pilot.press("2")
+        await pilot.pause(0.2)
+        await pilot.press("s")  # pc/com1 and pc/com2 side by side
+        await until(pilot, lambda: len(pane.tiles.tiles) == 2, what="two tiles")
+        t1, t2 = pane.tiles.tiles
+        assert (t1.channel, t2.channel) == ("com1", "com2")
+        assert pane.tiles.styles.grid_size_columns == 2  # wide enough: side by side
+        await pilot.press("1", "down")  # q35 goes into the active tile (t2)
+        await until(pilot, lambda: t2.link.name == "q35", what="q35 in the active tile")
+        await pilot.press("2", "s", "s")
+        await until(pilot, lambda: len(pane.tiles.tiles) == 4, what="four tiles")
+        assert pane.tiles.styles.grid_size_rows == 2
+        names = [f"{t.link.name}/{t.channel}" for t in pane.tiles.tiles]
+        assert len({n.split("/")[0] for n in names}) == 2 and names[0] == "pc/com1"
+        # Enter types into the active tile; the escape key comes back to the tile.
+        active = pane.tiles.active
+        await pilot.press("enter")
+        await until(pilot, lambda: app.focused is active.view, what="typing in the tile")
+        await pilot.press("ctrl+right_square_bracket")
+        await until(pilot, lambda: app.focused is active, what="back on the tile")
+        await pilot.press("o")
+        assert pane.tiles.active is pane.tiles.tiles[0]
+        await pilot.press("z")
+        await pilot.pause(0.1)
+        assert [t.display for t in pane.tiles.tiles] == [True, False, False, False]
+        await pilot.press("z", "w", "w", "w")
+        await until(pilot, lambda: not pane.tiled, what="back to one console")
+        await until(pilot, lambda: pane.active_view() is not None, what="console")
+
+
+async def test_tiles_stack_when_narrow(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _ready(pilot)
+        pane = app.screen.query_one(ConsolePane)
+        await pilot.press("2")
+        await pilot.pause(0.2)
+        await pilot.press("s")
+        await until(pilot, lambda: len(pane.tiles.tiles) == 2, what="two tiles")
+        await pilot.pause(0.2)
+        assert (pane.tiles.styles.grid_size_columns, pane.tiles.styles.grid_size_rows) == (1, 2)

@@ -84,6 +84,10 @@ _typing_until = [0.0]  # shared by all consoles of the process
 # A change of virtual size costs a full layout of the screen (~20 ms at 200x50 here);
 # while following a growing scrollback, apply it at most this often.
 VSIZE_INTERVAL = 2.0
+# A console kept but not shown (another instance is shown) parses its backlog this
+# often; what it cannot parse in time is skipped like any backlog (the log keeps it).
+HIDDEN_PUMP_INTERVAL = 0.25
+TYPING_ELSEWHERE_BREATH = 0.004
 PARSE_BUDGET = 0.006  # seconds of parsing per slice before yielding to the loop
 PARSE_SLICE = 16 * 1024
 # Behind by more than this (the guest floods faster than we parse, or the loop was
@@ -432,7 +436,34 @@ class ConsoleView(ScrollView, can_focus=True):
         if len(self._backlog) > MAX_BACKLOG:
             self._skip_to_tail()
         if self._pump_handle is None:
+            if self._visible():
+                self._pump()
+            else:
+                self._pump_handle = asyncio.get_running_loop().call_later(
+                    HIDDEN_PUMP_INTERVAL, self._pump
+                )
+
+    def _visible(self) -> bool:
+        """Shown on the active screen (not in a hidden tab, a switched-away console
+        kept for later, or under a modal screen's ... it is still visible there)."""
+        node = self
+        while node is not None:
+            if not node.display:
+                return False
+            node = node.parent  # type: ignore[assignment]
+        return True
+
+    def wake(self) -> None:
+        """Shown again: parse what came meanwhile at once and repaint everything."""
+        if self._pump_handle is not None:
+            self._pump_handle.cancel()
+            self._pump_handle = None
+        self.terminal.screen.all_dirty = True
+        if self._backlog:
             self._pump()
+        else:
+            self._schedule_paint()
+        self._update_virtual_size(time.monotonic(), force=True)
 
     def _skip_to_tail(self) -> None:
         keep = bytes(self._backlog[-KEEP_ON_SKIP:])
@@ -462,8 +493,17 @@ class ConsoleView(ScrollView, can_focus=True):
         if answers:
             self.send(answers)
         if backlog:
-            # Yield to the event loop (keys, other panes), then carry on.
-            self._pump_handle = asyncio.get_running_loop().call_soon(self._pump)
+            # Yield to the event loop (keys, other panes), then carry on: at once when
+            # shown, after a breath when the user types elsewhere (a key needs several
+            # turns of the loop, each behind a slice), rarely when hidden (kept alive,
+            # but the screen wins).
+            loop = asyncio.get_running_loop()
+            if not self._visible():
+                self._pump_handle = loop.call_later(HIDDEN_PUMP_INTERVAL, self._pump)
+            elif not self.has_focus and _typing_until[0] > time.monotonic():
+                self._pump_handle = loop.call_later(TYPING_ELSEWHERE_BREATH, self._pump)
+            else:
+                self._pump_handle = loop.call_soon(self._pump)
         self._schedule_paint()
 
     def send(self, data: bytes) -> None:
@@ -476,6 +516,8 @@ class ConsoleView(ScrollView, can_focus=True):
     def _schedule_paint(self) -> None:
         if self._paint_handle is not None:
             return
+        if not self._visible():
+            return  # repainted in full by wake() when shown again
         scr = self.terminal.screen
         if scr.all_dirty or self._scrolling:
             fps = SCROLL_FPS

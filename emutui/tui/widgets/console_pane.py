@@ -27,6 +27,7 @@ from emutui.core.errors import EmutuiError
 from emutui.core.instance import Instance
 from emutui.tui.console_settings import ConsoleSettings
 from emutui.tui.links import InstanceLink
+from emutui.tui.widgets.console_tiles import ConsoleTiles
 
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f]")
 _KEYS = {
@@ -147,6 +148,10 @@ class ConsolePane(Vertical):
         Binding("C", "copy_all", "Copy all", show=False),
         Binding("end", "live", "Live", show=False),
         Binding("T", "screen.console_times", "Times", show=False),  # arrival times: timeline
+        Binding("s", "split", "Split"),
+        Binding("w", "close_tile", "Close tile"),
+        Binding("o", "next_tile", "Next tile"),
+        Binding("z", "zoom", "Zoom", show=False),
     ]
     DEFAULT_CSS = """
     ConsolePane #console-note { height: 1; }
@@ -177,6 +182,9 @@ class ConsolePane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="console-note", classes="status-line")
         yield ContentSwitcher(id="console-stack")
+        tiles = ConsoleTiles(id="console-tiles")
+        tiles.display = False
+        yield tiles
 
     def _note(self, text: str) -> None:
         self.query_one("#console-note", Static).update(text, layout=False)
@@ -203,6 +211,13 @@ class ConsolePane(Vertical):
             return
         self._shown = key
         self.link = link
+        if self.tiled and link is not None:
+            # Tiled: the instance picked goes into the active tile.
+            tile = self.tiles.active
+            if tile is not None:
+                await tile.show_source(link)
+            self._update_note()
+            return
         stack = self.query_one("#console-stack", ContentSwitcher)
         if link is None:
             stack.current = None
@@ -251,6 +266,9 @@ class ConsolePane(Vertical):
             self.builds += 1
         self._cache.move_to_end(key)
         stack.current = entry.id
+        for view in entry.query(ConsoleWidget):
+            if hasattr(view, "wake"):
+                view.wake()
         self._update_note()
         while len(self._cache) > self.settings.cache_size:
             oldest = next(iter(self._cache))
@@ -267,9 +285,26 @@ class ConsolePane(Vertical):
         """Names of the instances whose consoles are kept, least recent first."""
         return [k[0] for k in self._cache]
 
+    @property
+    def tiles(self) -> ConsoleTiles:
+        return self.query_one("#console-tiles", ConsoleTiles)
+
+    @property
+    def tiled(self) -> bool:
+        return bool(self.tiles.tiles)
+
     def _update_note(self) -> None:
         link = self.link
         if link is None:
+            return
+        if self.tiled:
+            n = len(self.tiles.tiles)
+            self.set_class(False, "-typing")
+            zoom = "  [b]zoomed[/] (z: all tiles)" if self.tiles.zoomed else ""
+            self._note(
+                f"[b]{n} tile{'s' if n != 1 else ''}[/]{zoom}  [dim]the instance picked goes "
+                "into the active tile · s split · w close · o next · z zoom · Enter types[/]"
+            )
             return
         view = self.active_view()
         typing = view is not None and view.has_focus
@@ -296,6 +331,72 @@ class ConsolePane(Vertical):
         except Exception:
             return None
 
+    async def action_split(self) -> None:
+        """Split the console area: the console shown becomes a tile, the new tile
+        shows the selected instance's channel (the next channel when it is the same)."""
+        link = self.link
+        if link is None or (link.conn is None and link.inst.alive()):
+            self.notify("no console to split", severity="warning")
+            return
+        tiles = self.tiles
+        st = self.settings
+        view = self.active_view()
+        channel = getattr(view, "channel", None)
+        from emutui.tui.widgets.console_tiles import MAX_TILES, _channels
+
+        chans = _channels(link)
+        if not chans:
+            self.notify(f"{link.name} has no serial channels", severity="warning")
+            return
+        if not self.tiled:
+            first = channel if channel in chans else chans[0]
+            await tiles.add_tile(link, first, st)
+            self.query_one("#console-stack", ContentSwitcher).display = False
+            tiles.display = True
+            nxt = chans[(chans.index(first) + 1) % len(chans)]
+        else:
+            if len(tiles.tiles) >= MAX_TILES:
+                self.notify(f"at most {MAX_TILES} tiles", severity="warning")
+                return
+            active = tiles.active
+            nxt = active.channel if active is not None and active.link is link else chans[0]
+            if active is not None and active.link is link:
+                nxt = chans[(chans.index(nxt) + 1) % len(chans)] if nxt in chans else chans[0]
+        await tiles.add_tile(link, nxt, st)
+        self._update_note()
+        if tiles.active is not None:
+            self.screen.set_focus(tiles.active)
+
+    async def action_close_tile(self) -> None:
+        if not self.tiled:
+            return
+        tiles = self.tiles
+        await tiles.close_active()
+        if len(tiles.tiles) <= 1:
+            # Back to one console: the kept consoles of the instance picked.
+            while tiles.tiles:
+                tiles.active = tiles.tiles[0]
+                await tiles.close_active()
+            tiles.display = False
+            self.query_one("#console-stack", ContentSwitcher).display = True
+            self._shown = None
+            await self.show(self.link)
+            self.focus_tabs()
+        elif tiles.active is not None:
+            self.screen.set_focus(tiles.active)
+        self._update_note()
+
+    def action_next_tile(self) -> None:
+        if self.tiled:
+            tile = self.tiles.next_tile()
+            if tile is not None:
+                self.screen.set_focus(tile)
+
+    def action_zoom(self) -> None:
+        if self.tiled:
+            self.tiles.toggle_zoom()
+            self._update_note()
+
     def tabs_widget(self) -> Widget | None:
         """The current instance's channel tabs (focus goes there on leaving a console)."""
         tabs = self.current_tabs()
@@ -307,11 +408,17 @@ class ConsolePane(Vertical):
             return None
 
     def focus_tabs(self) -> None:
+        if self.tiled and self.tiles.active is not None:
+            self.screen.set_focus(self.tiles.active)
+            return
         target = self.tabs_widget()
         if target is not None:
             self.screen.set_focus(target)
 
     def active_view(self) -> Any:
+        if self.tiled:
+            active = self.tiles.active
+            return active.view if active is not None else None
         tabs = self.current_tabs()
         if tabs is None:
             return None
@@ -323,7 +430,11 @@ class ConsolePane(Vertical):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # While typing, these keys are the guest's: keep them out of the footer.
-        return not isinstance(self.app.focused, ConsoleWidget)
+        if isinstance(self.app.focused, ConsoleWidget):
+            return False
+        if action in ("close_tile", "next_tile", "zoom"):
+            return self.tiled
+        return True
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         self._update_note()
@@ -333,6 +444,9 @@ class ConsolePane(Vertical):
 
     @on(TabbedContent.TabActivated)
     def _tab(self, event: TabbedContent.TabActivated) -> None:
+        view = self.active_view()
+        if view is not None and hasattr(view, "wake"):
+            self.call_after_refresh(view.wake)
         self._update_note()
 
     def action_search(self) -> None:
