@@ -148,9 +148,9 @@ class ConsolePane(Vertical):
         Binding("C", "copy_all", "Copy all", show=False),
         Binding("end", "live", "Live", show=False),
         Binding("T", "screen.console_times", "Times", show=False),  # arrival times: timeline
-        Binding("s", "split", "Split"),
-        Binding("w", "close_tile", "Close tile"),
-        Binding("o", "next_tile", "Next tile"),
+        Binding("s", "split", "Split", show=False),
+        Binding("w", "close_tile", "Close tile", show=False),
+        Binding("o", "next_tile", "Next tile", show=False),
         Binding("z", "zoom", "Zoom", show=False),
     ]
     DEFAULT_CSS = """
