@@ -249,7 +249,7 @@ async def test_text_reply_shows_as_lines(tmp_path: Path) -> None:
     """`:!info registers` (QEMU) and `:peripherals` (Renode) answer text: one row per line,
     in the list and in the detail, never one escaped JSON string."""
     app = build_app(tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         await started(pilot)
         await pilot.press("3", "colon", *"!info registers", "enter")
         pane = app.screen.query_one(EventsPane)
@@ -267,6 +267,7 @@ async def test_text_reply_shows_as_lines(tmp_path: Path) -> None:
         assert "\\r\\n" not in detail and "\nEAX=00000000 EBX" in detail
         assert "!info registers" in detail
         assert len(pane.visible_names()) == 7  # still one event, however many lines
+        assert not lst.show_horizontal_scrollbar  # rows are cut, never scrolled sideways
 
 
 async def test_command_line_keeps_keys_typed_right_after_enter(tmp_path: Path) -> None:

@@ -126,7 +126,8 @@ class EventList(ScrollView, can_focus=True):
     of text below it (``rows`` holds ``(event, line)``, line -1 for the event's own row).
     """
 
-    DEFAULT_CSS = "EventList { scrollbar-size-vertical: 1; }"
+    # no horizontal scrollbar: rows are cut at the width (the detail shows all)
+    DEFAULT_CSS = "EventList { scrollbar-size-vertical: 1; overflow-x: hidden; }"
 
     BINDINGS = [
         Binding("down,j", "move(1)", "Down", show=False),
