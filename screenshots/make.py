@@ -88,6 +88,14 @@ async def events(pilot: Pilot) -> None:
     await pilot.pause(1.0)
 
 
+async def events_text(pilot: Pilot) -> None:
+    """A text answer to `:` (HMP's info registers) shown as lines."""
+    await instances(pilot)
+    await pilot.press("3")
+    await pilot.press("colon", *"!info registers", "enter")
+    await pilot.pause(1.0)
+
+
 async def props(pilot: Pilot) -> None:
     await instances(pilot)
     await pilot.press("4")
@@ -177,6 +185,7 @@ SHOTS: dict[str, tuple[Step, tuple[int, int], str]] = {
     "instances-80x24": (instances, (80, 24), "dark"),
     "console": (console, (120, 40), "dark"),
     "events": (events, (120, 40), "dark"),
+    "events-text-reply": (events_text, (120, 40), "dark"),
     "properties": (props, (120, 40), "dark"),
     "memory-mmio": (memory, (120, 40), "dark"),
     "memory-ram-light": (memory_ram, (120, 40), "light"),
