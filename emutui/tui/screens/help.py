@@ -29,11 +29,15 @@ HELP = """\
 same name), `r` reset, `p` pause, `u` resume. Stop, restart and reset ask first; only
 what the instance's backend can do is offered.
 
-**Console**: `Enter` (here or on an instance) enters the console; then every key
-(Esc too) goes to the guest. `Ctrl+]` leaves it, as in telnet and virsh. Outside it:
-`/` searches the scrollback, `n`/`N` the next older/newer match, `c` copies the
-screen to your clipboard, `End` returns to the live screen; `Shift+PgUp`/`PgDn`
-scroll back even while typing.
+**Console**: `Enter` (here or on an instance) types into the console: the bar above it
+says TYPING and every key (Esc too) goes to the guest. `Ctrl+]` leaves it, as in telnet
+and virsh (`[ui] console_escape` changes the key). Outside it: `Left`/`Right` switch
+channel (com1, com2…), `/` searches the scrollback, `n`/`N` the next older/newer match,
+`c` copies the selection or the lines in view, `C` the whole scrollback (the notice says
+where it went: under tmux, tmux's paste buffer), `End` returns to the live screen;
+`Shift+PgUp`/`PgDn` scroll back even while typing.
+Side by side: `s` splits (up to 4 tiles), `o` next tile, `z` zooms one, `w` closes it;
+the instance you pick goes into the active tile, `Left`/`Right` change its channel.
 
 **Events**: `j`/`k` move, `Enter` full JSON, `space` pause, `f` follow,
 `/` filter, `:` command (`Up`/`Down` history, `Right` accepts a completion).
