@@ -273,7 +273,7 @@ class Hub:
     async def op_regs(self, req: dict[str, Any]) -> dict[str, Any]:
         rsp = await self.stub()
         self._must_be_stopped(rsp)
-        await self.select(rsp, req.get("cpu"))
+        await self.select(rsp, req.get("cpu") or 0)
         assert self.td is not None
         values = self.td.decode_g(await rsp.read_registers())
         return {
@@ -286,7 +286,7 @@ class Hub:
     async def op_mem(self, req: dict[str, Any]) -> dict[str, Any]:
         rsp = await self.stub()
         self._must_be_stopped(rsp)
-        await self.select(rsp, req.get("cpu"))
+        await self.select(rsp, req.get("cpu") or 0)
         length = int(req["len"])
         if length < 0 or length > 1 << 20:
             raise errors.RangeError("read at most 1 MiB at a time")
@@ -296,14 +296,14 @@ class Hub:
     async def op_wmem(self, req: dict[str, Any]) -> dict[str, Any]:
         rsp = await self.stub()
         self._must_be_stopped(rsp)
-        await self.select(rsp, req.get("cpu"))
+        await self.select(rsp, req.get("cpu") or 0)
         await rsp.write_memory(int(req["addr"]), bytes.fromhex(str(req["hex"])))
         return {}
 
     async def op_step(self, req: dict[str, Any]) -> dict[str, Any]:
         rsp = await self.stub()
         self._must_be_stopped(rsp)
-        thread = await self.select(rsp, req.get("cpu"))
+        thread = await self.select(rsp, req.get("cpu") or 0)
         n = max(1, int(req.get("n", 1)))
         stop: StopReply | None = None
         for _ in range(n):

@@ -32,6 +32,12 @@ machine = "pc"
 kernel = "{elf}"
 serial = ["com1", "com2"]
 snapshots = true
+
+[targets.smp]
+backend = "qemu"
+machine = "pc"
+kernel = "{elf}"
+args = ["-smp", "2"]
 """
 
 
@@ -278,3 +284,20 @@ async def test_qmp_pause_and_resume_behind_the_hubs_back(vm: Instance) -> None:
     ok("cpu", "guest", "cont", "--no-wait")
     ok("pause", "guest")
     assert json.loads(ok("cpu", "guest", "regs", "--json"))["pc"] > 0
+
+
+async def test_threads_are_cpus(gconfig: Config, registry: Registry, guest_elf: Path) -> None:
+    inst = await start_target(gconfig, registry, "smp", None, False)
+    try:
+        await wait_for_file_text(inst.serial_log("com1"), b"ready (COM1)")
+        ok("cpu", "smp", "stop")
+        boot = json.loads(ok("cpu", "smp", "regs", "--json"))
+        ap = json.loads(ok("cpu", "smp", "regs", "--cpu", "1", "--json"))
+        lo, hi = text_range(guest_elf)
+        assert lo <= boot["pc"] < hi and boot["cpu"] == 0
+        assert ap["cpu"] == 1 and ap["pc"] != boot["pc"]  # the AP still waits for its SIPI
+        assert "no cpu 2 (it has 2)" in fails("cpu", "smp", "regs", "--cpu", "2")
+        # the first CPU again, after reading the second
+        assert json.loads(ok("cpu", "smp", "regs", "--json"))["pc"] == boot["pc"]
+    finally:
+        await stop_instance(registry, inst)

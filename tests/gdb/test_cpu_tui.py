@@ -56,3 +56,45 @@ async def test_cpu_tab_shows_the_cli_stop_and_steps(vm, registry, gconfig, guest
         assert "running" in widget_text(pane.query_one("#cpu-state"))
         await pilot.press("p")
         await until(pilot, lambda: not pane.running and pane.pc, what="stopped", timeout=30)
+
+
+async def test_cpu_tab_snapshots_and_virtual_memory(vm, registry, gconfig, guest_elf: Path):  # noqa: F811
+    from emutui.tui.screens.vmem import VirtualMemoryScreen
+    from emutui.tui.widgets.hexview import HexView
+
+    app = EmutuiApp(registry, gconfig)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(
+            pilot,
+            lambda: (link := app.links.get("guest")) is not None and link.conn is not None,
+            what="connected",
+            timeout=30,
+        )
+        await pilot.press("6")
+        pane = app.screen.query_one(CpuPane)
+        await until(pilot, lambda: pane.session is not None, what="attached", timeout=30)
+        await pilot.press("p")
+        await until(pilot, lambda: pane.pc is not None, what="stopped", timeout=30)
+        # S: save under a tag typed in the prompt; it appears in the pane's list
+        await pilot.press("S", *"s1", "enter")
+        await until(pilot, lambda: pane.snaps == ["s1"], what="snapshot listed", timeout=60)
+        assert "s1" in widget_text(pane.query_one("#cpu-points"))
+        # L: load it back (picked from the list)
+        await pilot.press("L")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: any("load done" in str(n.message) for n in app._notifications),
+            what="loaded",
+            timeout=60,
+        )
+        # m: memory as the CPU sees it, at jiffies
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, VirtualMemoryScreen), what="vmem")
+        await pilot.press("g", *"jiffies", "enter")
+        hv = app.screen.query_one(HexView)
+        await until(pilot, lambda: hv.cursor == nm(guest_elf)["jiffies"], what="goto jiffies")
+        await hv.wait_loaded(20)
+        assert "jiffies" in widget_text(app.screen.query_one("#vmem-status"))
+        await pilot.press("escape")

@@ -41,7 +41,7 @@ class VirtualMemoryScreen(ModalScreen[None]):
         mode = session.mode(session.last_regs)
         narrow = mode in ("x86-16", "x86-32", "arm", "thumb", "riscv32")
         bits = 32 if narrow else min(session.pc_bits, 48)
-        self.region = MemoryRegion(
+        self.vregion = MemoryRegion(
             name="virtual", base=0, size=1 << bits, description="as the CPU sees it"
         )
 
@@ -61,7 +61,7 @@ class VirtualMemoryScreen(ModalScreen[None]):
         async def reader(_name: str, offset: int, length: int) -> bytes:
             return bytes(await sess.read(offset, length, cpu))
 
-        hv.set_region(self.region, reader)
+        hv.set_region(self.vregion, reader)
         hv.goto(self.start)
         hv.focus()
         self._status()
@@ -88,7 +88,7 @@ class VirtualMemoryScreen(ModalScreen[None]):
         def done(text: str | None) -> None:
             if text:
                 hv = self.query_one(HexView)
-                hv.goto(self.session.address(text) % self.region.size)
+                hv.goto(self.session.address(text) % self.vregion.size)
                 hv.focus()
 
         self.app.push_screen(

@@ -705,6 +705,12 @@ class CpuPane(Vertical):
             return
         self.app.notify(f"snapshot {tag}: {verb} done in {time.monotonic() - t0:.1f} s")
         self.prev_regs = {}
+        if verb == "load":
+            # The restored machine everywhere: cached memory pages are stale now.
+            from emutui.tui.widgets.hexview import HexView
+
+            for hv in self.app.screen.query(HexView):
+                hv.invalidate()
         await self.reload()
 
     @on(DisasmView.CursorMoved)
