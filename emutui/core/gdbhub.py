@@ -57,6 +57,7 @@ from emutui.core.handles import Handles
 HUB_SOCK = "gdbhub.sock"
 HUB_LOG = "gdbhub.log"
 STUB_SOCK = "gdb.sock"
+POINTS_FILE = "gdbhub-points.json"
 REQUEST_MAX = 1 << 16
 STEP_TIMEOUT = 2.0
 STOP_TIMEOUT = 3.0
@@ -114,12 +115,31 @@ class Hub:
         self.rsp: RspClient | None = None
         self.td: tdesc_mod.TargetDescription | None = None
         self.threads: list[str] = []
-        self.points: list[Point] = []
+        self.points: list[Point] = self._load_points()
         self.released = False
         self.gthread: str | None = None
         self.stop_event = asyncio.Event()
         self.seq_base = 0  # stop_seq across reconnections
         self.busy = asyncio.Lock()  # one stub exchange (or paused section) at a time
+
+    # -- points survive the hub ---------------------------------------------
+
+    def _load_points(self) -> list[Point]:
+        """The points a killed hub left armed in QEMU (QEMU keeps them when the
+        client goes without ``D``): known again, so they can be listed and deleted."""
+        try:
+            raw = json.loads((self.wd / POINTS_FILE).read_text())
+            return [Point(int(p["kind"]), int(p["addr"]), int(p["len"])) for p in raw]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def _save_points(self) -> None:
+        tmp = self.wd / f".{POINTS_FILE}.tmp"
+        data = [{"kind": p.kind, "addr": p.addr, "len": p.length} for p in self.points]
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(data))
+        os.replace(tmp, self.wd / POINTS_FILE)
 
     # -- the stub ----------------------------------------------------------
 
@@ -160,6 +180,9 @@ class Hub:
             self.threads = await rsp.threads()
             self.gthread = None
             for p in self.points:
+                # QEMU may still hold it (a killed hub): clear first, never twice armed
+                with contextlib.suppress(EmutuiError):
+                    await rsp.clear_point(p.kind, p.addr, p.length)
                 await rsp.set_point(p.kind, p.addr, p.length)
             if was_running:
                 await rsp.cont()
@@ -389,6 +412,7 @@ class Hub:
             elif p not in self.points:
                 await rsp.set_point(p.kind, p.addr, p.length)
                 self.points.append(p)
+        self._save_points()
         return {"points": [q.to_json() for q in self.points], "running": running}
 
     async def op_clear(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -397,6 +421,7 @@ class Hub:
             for p in list(self.points):
                 await rsp.clear_point(p.kind, p.addr, p.length)
                 self.points.remove(p)
+        self._save_points()
         return {"points": []}
 
     async def op_release(self, req: dict[str, Any]) -> dict[str, Any]:

@@ -301,3 +301,24 @@ async def test_threads_are_cpus(gconfig: Config, registry: Registry, guest_elf: 
         assert json.loads(ok("cpu", "smp", "regs", "--json"))["pc"] == boot["pc"]
     finally:
         await stop_instance(registry, inst)
+
+
+async def test_a_killed_hub_is_restarted_and_knows_its_points(
+    vm: Instance, guest_elf: Path
+) -> None:
+    import os
+    import signal
+
+    addr = nm(guest_elf)["isr_timer"]
+    ok("cpu", "guest", "break", "isr_timer")
+    h = json.loads((vm.wd / "handles.json").read_text())
+    os.kill(h["options"]["helpers"]["gdbhub"][0], signal.SIGKILL)
+    # QEMU keeps the breakpoint armed; the next command starts a hub that knows it
+    out = json.loads(ok("cpu", "guest", "cont", "--timeout", "30", "--json"))
+    assert out["pc"] == addr and out["why"] == "breakpoint"
+    assert json.loads(ok("cpu", "guest", "points", "--json")) == [
+        {"kind": "break", "addr": addr, "len": 1}
+    ]
+    ok("cpu", "guest", "delete", "--all")
+    r = run_cli("cpu", "guest", "cont", "--timeout", "1")
+    assert "still running" in r.out  # armed once, deleted once: nothing left in QEMU
