@@ -1,6 +1,6 @@
 """Issue 6 figures: completion latency per keystroke with QEMU's full schema, start to prompt.
 
-Run: .venv/bin/python bench/bench_shell.py [runs]
+Run: .venv/bin/python bench/bench_shell.py [runs] [side]
 
 - schema: fetching ``query-qmp-schema`` over the auxiliary monitor, and parsing it.
 - keystrokes: every prefix of a few realistic lines, typed one character at a
@@ -261,6 +261,9 @@ def main() -> None:
     try:
         emutui(env, "start", "guest", "--name", "g0")
         print(f"machine: {machine()}")
+        if "side" in sys.argv[2:]:  # `bench_shell.py 5 side`: only against qmp-shell
+            side_by_side(env, str(state / "g0" / "qmp.sock"), runs, 30)
+            return
         asyncio.run(in_process(state, runs))
         prompt = [start_to_prompt(env, "g0") for _ in range(runs)]
         print(f"emutui shell: exec -> prompt drawn:  {summary(prompt)}")
