@@ -264,6 +264,8 @@ class MainScreen(Screen[None]):
             return
         inst, h = link.inst, link.inst.handles
         # Markup only in what emutui writes; names, paths, peer text and logs are escaped.
+        # a lab host's instance: where it lives there, not our local mirror of its logs
+        where = str(inst.wd) if inst.host is None else f"{inst.host}:{inst.summary()['dir']}"
         lines = [
             f"[b]{_t(inst.name)}[/]  {_t(inst.backend)} / {_t(inst.target)}",
             f"state    {link.status.state.value}"
@@ -273,7 +275,7 @@ class MainScreen(Screen[None]):
                 else ""
             ),
             f"pid      {inst.pid or '-'}",
-            f"dir      {_t(inst.wd)}",
+            f"dir      {_t(where)}",
         ]
         if h is not None:
             chans = ", ".join(f"{k} ({c.role})" for k, c in sorted(h.channels.items()))
