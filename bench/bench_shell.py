@@ -212,9 +212,15 @@ def side_by_side(env: dict[str, str], sock: str, runs: int, n: int) -> None:
         "emutui shell": ([sys.executable, "-m", "emutui", "shell", "g0"], b"(qmp:g0)"),
         "qmp-shell": ([qmp_shell, sock], b"(QEMU)"),
     }
+    # Editing live: emutui draws its prompt before prompt_toolkit is imported (keys
+    # typed meanwhile wait in the terminal); prompt_toolkit's first render turns on
+    # bracketed paste. readline's prompt is live when drawn.
+    live_mark = {"emutui shell": b"\x1b[?2004h", "qmp-shell": b""}
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "emutui")], env=env)
     start: dict[str, list[float]] = {k: [] for k in shells}
     start_cpu: dict[str, list[float]] = {k: [] for k in shells}
+    live: dict[str, list[float]] = {k: [] for k in shells}
+    live_cpu: dict[str, list[float]] = {k: [] for k in shells}
     cmd: dict[str, list[float]] = {k: [] for k in shells}
     cmd_cpu: dict[str, list[float]] = {k: [] for k in shells}
     for _ in range(runs):
@@ -224,6 +230,9 @@ def side_by_side(env: dict[str, str], sock: str, runs: int, n: int) -> None:
                 p.until(prompt)
                 start[name].append(time.perf_counter() - p.t0)
                 start_cpu[name].append(cpu_seconds(p.pid))
+                p.until(live_mark[name], p.seen.find(prompt))
+                live[name].append(time.perf_counter() - p.t0)
+                live_cpu[name].append(cpu_seconds(p.pid))
                 time.sleep(0.3)  # the schema arrives in the background
                 c0 = cpu_seconds(p.pid)
                 for _ in range(n):
@@ -239,6 +248,8 @@ def side_by_side(env: dict[str, str], sock: str, runs: int, n: int) -> None:
     for name in shells:
         print(f"{name:13} exec -> prompt:          {summary(start[name])}")
         print(f"{name:13} CPU to the prompt:       {summary(start_cpu[name])}")
+        print(f"{name:13} exec -> editing live:    {summary(live[name])}")
+        print(f"{name:13} CPU to editing live:     {summary(live_cpu[name])}")
         print(f"{name:13} query-status, wall:      {summary(cmd[name])}")
         print(f"{name:13} query-status, CPU/cmd:   {summary(cmd_cpu[name])}")
     e, q = "emutui shell", "qmp-shell"
@@ -246,6 +257,8 @@ def side_by_side(env: dict[str, str], sock: str, runs: int, n: int) -> None:
     print(
         f"ratios emutui/qmp-shell: start wall {med(start[e]) / med(start[q]):.2f}x, "
         f"start CPU {med(start_cpu[e]) / med(start_cpu[q]):.2f}x, "
+        f"live wall {med(live[e]) / med(live[q]):.2f}x, "
+        f"live CPU {med(live_cpu[e]) / med(live_cpu[q]):.2f}x, "
         f"per command wall {med(cmd[e]) / med(cmd[q]):.2f}x, "
         f"per command CPU {med(cmd_cpu[e]) / med(cmd_cpu[q]):.2f}x"
     )

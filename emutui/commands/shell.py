@@ -71,29 +71,59 @@ def add_parser(sub: Sub, common: argparse.ArgumentParser) -> None:
 
 
 async def cmd_shell(args: argparse.Namespace) -> int:
-    from emutui.control import dead_message, make_connector
     from emutui.core.errors import InstanceDeadError
-    from emutui.shell.modes import make_mode
-    from emutui.shell.wire import Wire
 
-    conn: Any
+    backend: str
+    label: str
+    inst: Any = None
     if args.socket:
         if args.name:
             raise EmutuiError("shell: give an instance NAME or --socket, not both")
-        from emutui.backends.qemu.connector import QemuConnector
-
-        # A QEMU connector on a bare QMP socket (PATH or HOST:PORT).
-        conn = QemuConnector.for_socket(args.socket)
         backend, label = "qemu", args.socket
     elif args.name:
         inst = registry(args).get(args.name)
         if not inst.alive():
+            from emutui.control import dead_message
+
             raise InstanceDeadError(dead_message(inst))
-        conn = make_connector(inst, aux=True)
         backend, label = inst.backend, inst.name
     else:
         raise EmutuiError("shell: give an instance NAME or --socket PATH|HOST:PORT")
     scripted = bool(args.commands) or not sys.stdin.isatty()
+    if scripted or args.verbose:
+        return await _shell(args, inst, backend, label, scripted, None)
+    from emutui.shell.instant import InstantPrompt
+
+    # The prompt before the imports and the connect (see emutui.shell.instant).
+    instant = InstantPrompt.show(backend, label)
+    try:
+        return await _shell(args, inst, backend, label, scripted, instant)
+    finally:
+        if instant is not None:
+            instant.restore()
+
+
+async def _shell(
+    args: argparse.Namespace,
+    inst: Any,
+    backend: str,
+    label: str,
+    scripted: bool,
+    instant: Any,
+) -> int:
+    from emutui.shell.modes import make_mode
+    from emutui.shell.wire import Wire
+
+    conn: Any
+    if inst is None:
+        from emutui.backends.qemu.connector import QemuConnector
+
+        # A QEMU connector on a bare QMP socket (PATH or HOST:PORT).
+        conn = QemuConnector.for_socket(args.socket)
+    else:
+        from emutui.control import make_connector
+
+        conn = make_connector(inst, aux=True)
     try:
         wire = Wire(verbose=args.verbose, log=args.log) if args.verbose or args.log else None
     except OSError as e:
@@ -111,7 +141,9 @@ async def cmd_shell(args: argparse.Namespace) -> int:
         from emutui.shell.repl import Shell, history_path
 
         hist = None if args.no_history else history_path(backend, args.state_dir)
-        shell = Shell(mode, conn, label, history=hist, events=not args.no_events, wire=wire)
+        shell = Shell(
+            mode, conn, label, history=hist, events=not args.no_events, wire=wire, instant=instant
+        )
         return await shell.interact()
     finally:
         await conn.close()

@@ -38,6 +38,7 @@ from emutui.core.errors import DisconnectedError, EmutuiError, InstanceDeadError
 from emutui.core.model import Event
 from emutui.core.sanitize import display_line, sanitize_text
 from emutui.shell.completion import Candidate
+from emutui.shell.instant import InstantPrompt
 from emutui.shell.modes import Mode, QmpMode, Result
 from emutui.shell.wire import Wire
 
@@ -292,6 +293,7 @@ class Shell:
         events: bool = True,
         patch: bool = True,
         wire: Wire | None = None,
+        instant: InstantPrompt | None = None,
     ) -> None:
         self.mode = mode
         self.conn = conn
@@ -305,10 +307,12 @@ class Shell:
         self._done = False
         self._rc = 0
         self._command: asyncio.Future[None] | None = None  # the line running now
+        self._erased = False  # the prompt was taken off the screen to write above it
         self._interrupted = False  # Ctrl+C while it runs
         self._inner: asyncio.Future[Any] | None = None  # its command
         self.color = use_color()
         self.wire = wire
+        self.instant = instant  # a prompt already drawn, before prompt_toolkit was imported
         if wire is not None and wire.sink is not None:
             wire.sink = self._show_wire
 
@@ -368,8 +372,14 @@ class Shell:
 
         def _redraw(render_as_done: bool = False) -> None:
             # No prompt while a command runs: its answer goes where the prompt was.
-            if self._command is None or render_as_done:
-                redraw(render_as_done)
+            if self._command is not None and not render_as_done:
+                return
+            if self._erased and not render_as_done:
+                # As run_in_terminal does: the rows below the prompt are unknown again
+                # (the bottom toolbar waits for them); ask the terminal (CPR).
+                self._erased = False
+                app._request_absolute_cursor_position()
+            redraw(render_as_done)
 
         app._redraw = _redraw  # type: ignore[method-assign]
         return session
@@ -380,6 +390,7 @@ class Shell:
         assert self.session is not None
         app = self.session.app
         app.renderer.erase(leave_alternate_screen=False)
+        self._erased = True
         prompt = "... " if self.pending else f"({self.mode.name}:{self.name}) "
         head = styled("cont" if self.pending else "prompt", prompt, self.color)
         app.output.write_raw(f"{head}{display_line(text)}\n")
@@ -484,6 +495,7 @@ class Shell:
         if app is not None and app.is_running:
             if app.renderer.last_rendered_screen is not None:  # a prompt is drawn
                 app.renderer.erase(leave_alternate_screen=False)
+                self._erased = True
             app.output.write_raw(ansi)
             app.output.flush()
             app.invalidate()  # the prompt again, below (not while a command runs)
@@ -547,6 +559,11 @@ class Shell:
         session = self.session or self.make_session()
         await self.mode.prepare()
         hello = self.banner()
+        if self.instant is not None:
+            if hello:
+                self.instant.clear()
+            else:
+                self.instant.handover()
         if hello:
             self.emit(styled("info", hello, self.color))
         events = asyncio.ensure_future(self._pump_events())
