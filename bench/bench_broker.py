@@ -5,7 +5,8 @@
 One QEMU guest. "straight" is QEMU's second monitor (qmp-aux.sock, which QEMU
 serves itself); "broker" is qmp.sock (the broker in front of QEMU's first
 monitor). Each round measures N sequential ``query-status`` both ways,
-alternating, with qemu.qmp's QMPClient and with a raw blocking socket (the
+one request each way in turn (so the machine's load hits both alike), with
+qemu.qmp's QMPClient and with a raw blocking socket (the
 broker's own cost, without qemu.qmp's ~0.35 ms). Then ten QMPClients on the
 broker at once, N requests each. Medians over the rounds are printed.
 """
@@ -31,39 +32,48 @@ def sockets(env: dict[str, str]) -> tuple[str, str]:
     return h["channels"]["qmp"]["path"], h["channels"]["qmp-aux"]["path"]
 
 
-async def qmpclient_rtt(path: str, n: int) -> list[float]:
+async def qmpclient_rtt(straight: str, broker: str, n: int) -> tuple[list[float], list[float]]:
+    """Interleaved, one request each way in turn: the machine's load hits both alike."""
     from emutui.backends.qemu.connector import new_client
 
-    c = new_client("bench")
-    await c.connect(path)
-    out = []
+    a, b = new_client("straight"), new_client("broker")
+    await a.connect(straight)
+    await b.connect(broker)
+    out: tuple[list[float], list[float]] = ([], [])
     try:
         for _ in range(n):
-            t = time.perf_counter()
-            await c.execute("query-status")
-            out.append(time.perf_counter() - t)
+            for c, dest in ((a, out[0]), (b, out[1])):
+                t = time.perf_counter()
+                await c.execute("query-status")
+                dest.append(time.perf_counter() - t)
     finally:
-        await c.disconnect()
+        await a.disconnect()
+        await b.disconnect()
     return out
 
 
-def raw_rtt(path: str, n: int) -> list[float]:
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(path)
-    f = s.makefile("rwb")
-    f.readline()
-    f.write(b'{"execute": "qmp_capabilities"}\n')
-    f.flush()
-    f.readline()
-    out = []
-    for i in range(n):
-        t = time.perf_counter()
-        f.write(b'{"execute": "query-status", "id": %d}\n' % i)
+def raw_rtt(straight: str, broker: str, n: int) -> tuple[list[float], list[float]]:
+    files = []
+    for path in (straight, broker):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        f = s.makefile("rwb")
+        f.readline()
+        f.write(b'{"execute": "qmp_capabilities"}\n')
         f.flush()
-        while b'"return"' not in f.readline():  # skip events
-            pass
-        out.append(time.perf_counter() - t)
-    s.close()
+        f.readline()
+        files.append((s, f))
+    out: tuple[list[float], list[float]] = ([], [])
+    for i in range(n):
+        for (_s, f), dest in zip(files, out, strict=True):
+            t = time.perf_counter()
+            f.write(b'{"execute": "query-status", "id": %d}\n' % i)
+            f.flush()
+            while b'"return"' not in f.readline():  # skip events
+                pass
+            dest.append(time.perf_counter() - t)
+    for s, _f in files:
+        s.close()
     return out
 
 
@@ -104,10 +114,10 @@ def main() -> None:
         tenw: list[float] = []
         tenl: list[float] = []
         for _ in range(rounds):
-            res["qs"].append(statistics.median(asyncio.run(qmpclient_rtt(straight, n))))
-            res["qb"].append(statistics.median(asyncio.run(qmpclient_rtt(broker, n))))
-            res["rs"].append(statistics.median(raw_rtt(straight, n)))
-            res["rb"].append(statistics.median(raw_rtt(broker, n)))
+            qs, qb = asyncio.run(qmpclient_rtt(straight, broker, n))
+            rs, rb = raw_rtt(straight, broker, n)
+            for key, samples in (("qs", qs), ("qb", qb), ("rs", rs), ("rb", rb)):
+                res[key].append(statistics.median(samples))
             w, lat = asyncio.run(many(broker, 10, n))
             tenw.append(w)
             tenl.append(lat)
