@@ -400,7 +400,11 @@ class MainScreen(Screen[None]):
             return
         tabs.active = pane
         if pane == "console":
-            self.call_after_refresh(self.query_one(ConsolePane).focus_tabs)
+            # At once, so the next key of a burst goes there (and again after the
+            # refresh that shows the tab, in case it was hidden until now).
+            console = self.query_one(ConsolePane)
+            console.focus_tabs()
+            self.call_after_refresh(console.focus_tabs)
             return
         target = {
             "events": "#ev-list",
