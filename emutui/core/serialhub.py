@@ -298,8 +298,11 @@ def spec_for(handles: Handles) -> HubSpec:
         ports=ports,
         max_bytes=option_int(handles.options, "log_max_bytes", DEFAULT_MAX_BYTES),
         generations=option_int(handles.options, "log_generations", DEFAULT_GENERATIONS),
-        emulator_pid=handles.pid,
-        emulator_start=handles.pid_start,
+        # an attached QEMU's pid is its monitor's socket peer: watched, never signalled
+        emulator_pid=handles.pid or option_int(handles.options, "peer_pid", 0) or None,
+        emulator_start=handles.pid_start
+        or option_int(handles.options, "peer_pid_start", 0)
+        or None,
     )
 
 
