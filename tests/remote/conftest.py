@@ -74,3 +74,12 @@ def lab(
         )
         shutil.rmtree(sd, ignore_errors=True)
     shutil.rmtree(local_state, ignore_errors=True)
+
+
+def host_cli(lab: Lab, host: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """emutui run directly on the 'host' (its own state dir and config), not over ssh."""
+    return subprocess.run(
+        [sys.executable, "-m", "emutui", "--state-dir", str(lab.hosts[host]),
+         "--config", str(lab.host_config), *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip

@@ -8,16 +8,7 @@ import sys
 import time
 
 from tests.conftest import needs_qemu, run_cli
-from tests.remote.conftest import Lab, Sshd
-
-
-def host_cli(lab: Lab, host: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """emutui run directly on the 'host' (its own state dir and config)."""
-    return subprocess.run(
-        [sys.executable, "-m", "emutui", "--state-dir", str(lab.hosts[host]),
-         "--config", str(lab.host_config), *args],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+from tests.remote.conftest import Lab, Sshd, host_cli
 
 
 def test_ls_lists_every_host_with_a_host_column(lab: Lab) -> None:

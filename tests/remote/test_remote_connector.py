@@ -19,16 +19,8 @@ from emutui.control import make_connector
 from emutui.core.errors import DisconnectedError, EmutuiError, ProtocolError
 from emutui.core.model import Capability, InstanceState
 from tests.conftest import needs_qemu, wait_for_file_text
-from tests.remote.conftest import Lab, Sshd
+from tests.remote.conftest import Lab, Sshd, host_cli
 from tests.vrtd.conftest import SimProcess, sim, sim_factory, sock_dir  # noqa: F401
-
-
-def host_cli(lab: Lab, host: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "emutui", "--state-dir", str(lab.hosts[host]),
-         "--config", str(lab.host_config), *args],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
 
 
 def hosts_of(lab: Lab, tmp_path: Path) -> RemoteHosts:
