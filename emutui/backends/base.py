@@ -231,7 +231,8 @@ class BackendSpec:
     ``start(target, wd, name, paused)`` launches the emulator detached, records
     Handles in ``wd`` and returns them; the emulator is left running unless
     ``paused``. ``connector(instance, aux)`` makes an unconnected Connector;
-    ``aux`` picks the auxiliary monitor (CLI, shell) over the primary (TUI).
+    ``aux`` picks the auxiliary monitor (CLI, shell) over the primary (TUI) where
+    there are two; a QEMU instance's QMP broker serves all of them on one.
     ``validate(target)`` raises ConfigError naming file, key and expectation.
     """
 

@@ -1,6 +1,7 @@
 """shell NAME [-c CMD]... [--json]: the interactive monitor (QMP, Renode Monitor, vrtd).
 
-It holds the *auxiliary* monitor, so it works while the TUI holds the primary.
+It goes through the instance's QMP broker (any number of clients at once);
+``--socket`` opens it on any QMP socket without an instance.
 With -c, or when standard input is not a terminal, it runs the commands and
 prints JSON instead of prompting.
 """

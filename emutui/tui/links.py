@@ -33,7 +33,8 @@ ConnectorFactory = Callable[[Instance], Connector]
 def default_factory(inst: Instance) -> Connector:
     from emutui.control import make_connector
 
-    # The TUI owns the primary monitor; the CLI and the shell use the auxiliary one.
+    # A QEMU instance's QMP broker serves every client; ``aux`` only matters for
+    # instances started before the broker existed.
     return make_connector(inst, aux=False)
 
 
