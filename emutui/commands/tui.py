@@ -95,12 +95,13 @@ def run_demo(args: argparse.Namespace) -> int:
             lab.config,
             theme=theme,
             lab_label=lab.label(),
-            on_hangup=None if args.keep else lab.teardown,
+            on_hangup=None if args.keep else lambda: lab.teardown(remove=False),  # runs kept
             quit_question=None
             if args.keep
             else "Quit the demo? The demo lab's instances ("
             + (", ".join(sorted(lab.started)) or "none")
-            + ") are stopped. (emutui demo --keep leaves them running.)",
+            + ") are stopped; their runs are kept (logs, events, how each ended: "
+            + "'emutui ls --all'). (emutui demo --keep leaves them running.)",
         )
         app.run(mouse=mouse)
     finally:
