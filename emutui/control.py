@@ -49,7 +49,7 @@ def dead_message(inst: Instance) -> str:
     if inst.run is not None:
         from emutui.core.runs import describe_end
 
-        return f"kept run {inst.run.id}: {describe_end(inst.run.end())} (read-only)"
+        return f"run {inst.run.id}: {describe_end(inst.run.end())} (read-only)"
     if inst.handles is None:
         return f"{inst.name}: {inst.error or 'no handles'}; 'emutui stop {inst.name}' cleans it up"
     tail = inst.tail(lines=3)

@@ -308,7 +308,8 @@ class MainScreen(Screen[None]):
         if st.state is InstanceState.DEAD:
             from emutui.control import dead_message
 
-            note.update(f"[b red]dead[/]  {_t(dead_message(link.inst))}", layout=False)
+            label = "[b]kept[/]" if link.inst.run is not None else "[b red]dead[/]"
+            note.update(f"{label}  {_t(dead_message(link.inst))}", layout=False)
         elif st.state in (InstanceState.BUSY, InstanceState.DISCONNECTED, InstanceState.UNKNOWN):
             note.update(f"[b magenta]{st.state.value}[/]  {_t(st.detail)}", layout=False)
         else:
