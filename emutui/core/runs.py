@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -180,8 +181,16 @@ def last_activity(wd: Path) -> float | None:
                 continue
             with contextlib.suppress(OSError):
                 st = e.stat(follow_symlinks=False)
-                if stat.S_ISREG(st.st_mode) and (newest is None or st.st_mtime > newest):
-                    newest = st.st_mtime
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                t = st.st_mtime
+                if e.name.endswith(".tidx") and st.st_size >= 16:
+                    # the arrival time of the last chunk: finer than a coarse mtime
+                    with open(e.path, "rb") as f:
+                        f.seek((st.st_size // 16 - 1) * 16 + 8)
+                        t = max(t, struct.unpack("<d", f.read(8))[0])
+                if newest is None or t > newest:
+                    newest = t
     except OSError:
         pass
     return newest
