@@ -67,7 +67,9 @@ async def shoot(d: Path, png: bool) -> None:
             app.main.select(app.links["guest@lab1"])
             await pilot.press("2")
             await pilot.pause(1.0)
-            await pilot.press("enter", *"hello from the laptop", "enter", "ctrl+right_square_bracket")
+            await pilot.press(
+                "enter", *"hello from the laptop", "enter", "ctrl+right_square_bracket"
+            )
             await pilot.press("s")
             await pilot.pause(1.0)
             await pilot.press("1", "down")
