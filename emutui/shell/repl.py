@@ -384,13 +384,25 @@ class Shell:
         app._redraw = _redraw  # type: ignore[method-assign]
         return session
 
+    def _erase(self, app: Any) -> None:
+        """The prompt off the screen, cursor where it started; the bytes go out with
+        the text written next (the renderer's erase flushes: one write more per
+        command to the terminal)."""
+        out = app.output
+        flush = out.flush
+        out.flush = lambda: None
+        try:
+            app.renderer.erase(leave_alternate_screen=False)
+        finally:
+            out.flush = flush
+        self._erased = True
+
     def _finish_line(self, text: str) -> None:
         """Leave the prompt line on the screen as typed (no toolbar, no menu), cursor
         on the next line: what prompt_toolkit's final render of a prompt shows."""
         assert self.session is not None
         app = self.session.app
-        app.renderer.erase(leave_alternate_screen=False)
-        self._erased = True
+        self._erase(app)
         prompt = "... " if self.pending else f"({self.mode.name}:{self.name}) "
         head = styled("cont" if self.pending else "prompt", prompt, self.color)
         app.output.write_raw(f"{head}{display_line(text)}\n")
@@ -494,8 +506,7 @@ class Shell:
         app = self.session.app if self.session is not None else None
         if app is not None and app.is_running:
             if app.renderer.last_rendered_screen is not None:  # a prompt is drawn
-                app.renderer.erase(leave_alternate_screen=False)
-                self._erased = True
+                self._erase(app)
             app.output.write_raw(ansi)
             app.output.flush()
             app.invalidate()  # the prompt again, below (not while a command runs)
