@@ -174,6 +174,32 @@ def event_line(ev: Event) -> FormattedText:
     return FormattedText(parts)
 
 
+def trim_layout(layout: Layout) -> None:
+    """Drop the parts of PromptSession's layout this shell never shows.
+
+    Each is laid out (heights, filters) on every render, and a render follows
+    every command: the frame around the input (its alternative is the input
+    itself), the validation toolbar (no validator), the system prompt (not
+    enabled), the numeric-argument toolbar (Meta+digits), the search toolbar of
+    a multi-line prompt (this one is single-line: Ctrl+R searches in the input
+    line itself), the multi-column completion menu (the style is the column menu)
+    and the right prompt (none). What stays: the input with its column menu,
+    and the bottom toolbar. About a third of a render.
+    """
+    from prompt_toolkit.layout import ConditionalContainer, FloatContainer, HSplit
+
+    root = layout.container
+    if not isinstance(root, HSplit) or not root.children:
+        return
+    first = root.children[0]
+    main = getattr(first, "alternative_content", None)
+    bottom = root.children[-1]
+    if not isinstance(main, FloatContainer) or not isinstance(bottom, ConditionalContainer):
+        return  # another prompt_toolkit: keep its layout whole
+    main.floats[:] = main.floats[:1]  # the CompletionsMenu
+    root.children[:] = [main, bottom]
+
+
 def freeze_layout_walk(layout: Layout) -> None:
     """Remember the prompt's windows once instead of walking the layout per key.
 
@@ -362,6 +388,7 @@ class Shell:
             complete_in_thread=False,
             key_bindings=self._key_bindings(),
         )
+        trim_layout(session.app.layout)
         freeze_layout_walk(session.app.layout)
         fast_typing(session.app, session.default_buffer)
         # One Application for the whole session (a new one per line cost ~6 ms of

@@ -51,3 +51,28 @@ def test_keys_typed_before_prompt_toolkit_is_up_run(guest: Instance, tmp_path: P
         assert echo_on(s.fd)  # prompt_toolkit gave back our mode; we gave back the original
     finally:
         s.close()
+
+
+def test_trimmed_layout_keeps_the_input_its_menu_search_and_toolbar() -> None:
+    from prompt_toolkit.application import create_app_session
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.layout.controls import BufferControl, SearchBufferControl
+    from prompt_toolkit.layout.menus import CompletionsMenuControl
+    from prompt_toolkit.output import DummyOutput
+
+    from emutui.shell.repl import Shell
+
+    with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
+        shell = Shell(None, None, "x", history=None)  # type: ignore[arg-type]
+        session = shell.make_session()
+        layout = session.app.layout
+        assert len(layout.container.get_children()) == 2  # the input (with floats), the toolbar
+        controls = [w.content for w in layout.find_all_windows()]
+        assert any(
+            isinstance(c, BufferControl) and c.buffer is session.default_buffer for c in controls
+        )
+        assert any(isinstance(c, SearchBufferControl) for c in controls)  # Ctrl+R
+        assert sum(isinstance(c, CompletionsMenuControl) for c in controls) == 1
+        assert any(
+            "bottom-toolbar" in str(getattr(w, "style", "")) for w in layout.find_all_windows()
+        )
