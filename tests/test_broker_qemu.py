@@ -338,3 +338,11 @@ async def test_two_tuis_each_show_their_own_console(config, registry, guest):
         assert "mark-of-other" not in widget_text(pane_a.active_view())
         assert "mark-of-guest" not in widget_text(pane_b.active_view())
         assert pane_a.link.name == guest.name and pane_b.link.name == other.name
+        # and QEMU's own qmp-shell works on the same instance while the TUIs are open
+        qs = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "qemu.qmp.qmp_shell", str(guest.wd / "qmp.sock"),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(qs.communicate(b"query-status\n"), 60)
+        assert b'"running"' in out, err
