@@ -230,7 +230,7 @@ def side_by_side(env: dict[str, str], sock: str, runs: int, n: int) -> None:
                 p.until(prompt)
                 start[name].append(time.perf_counter() - p.t0)
                 start_cpu[name].append(cpu_seconds(p.pid))
-                p.until(live_mark[name], p.seen.find(prompt))
+                p.until(live_mark[name])  # not before the prompt: timed after it
                 live[name].append(time.perf_counter() - p.t0)
                 live_cpu[name].append(cpu_seconds(p.pid))
                 time.sleep(0.3)  # the schema arrives in the background
