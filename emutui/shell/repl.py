@@ -334,6 +334,7 @@ class Shell:
         self._rc = 0
         self._command: asyncio.Future[None] | None = None  # the line running now
         self._erased = False  # the prompt was taken off the screen to write above it
+        self._queued: list[str] = []  # lines entered while one runs
         self._interrupted = False  # Ctrl+C while it runs
         self._inner: asyncio.Future[Any] | None = None  # its command
         self.color = use_color()
@@ -437,11 +438,18 @@ class Shell:
 
     def _accept(self, buff: Buffer) -> bool:
         """Enter: the line stays above, the command runs, the prompt comes back below."""
-        line = buff.text
+        if self._command is not None:
+            # Typed ahead (several lines in one read): it runs after the one running,
+            # shown then, as when each line had its own prompt.
+            self._queued.append(buff.text)
+        else:
+            self._start(buff.text)
+        return False  # prompt_toolkit appends to the history and empties the buffer
+
+    def _start(self, line: str) -> None:
         self._finish_line(line)
         self._interrupted = False
         self._command = asyncio.ensure_future(self._run(line))
-        return False  # prompt_toolkit appends to the history and empties the buffer
 
     async def _run(self, line: str) -> None:
         try:
@@ -451,14 +459,18 @@ class Shell:
             assert self.session is not None
             app = self.session.app
             if self._done:
+                self._queued.clear()
                 if app.is_running and not app.future.done():  # type: ignore[union-attr]
                     app.exit(exception=EOFError())
+            elif self._queued and app.is_running:
+                self._start(self._queued.pop(0))
             else:
                 app.invalidate()
 
     def _interrupt(self) -> None:
         """Ctrl+C: cancel the running command, or drop the line being typed."""
         if self._command is not None:
+            self._queued.clear()  # and what was typed ahead
             self._interrupted = True
             if self._inner is not None:
                 self._inner.cancel()
@@ -618,6 +630,7 @@ class Shell:
                     except EOFError:
                         break
         finally:
+            self._done = True  # nothing queued starts while the tasks are cancelled
             for task in (events, schema, self._command):
                 if task is None:
                     continue

@@ -76,3 +76,30 @@ def test_trimmed_layout_keeps_the_input_its_menu_search_and_toolbar() -> None:
         assert any(
             "bottom-toolbar" in str(getattr(w, "style", "")) for w in layout.find_all_windows()
         )
+
+
+@needs_qemu
+def test_lines_typed_ahead_run_one_after_the_other(guest: Instance, tmp_path: Path) -> None:
+    env = dict(os.environ, EMUTUI_SHELL_HISTORY=str(tmp_path / "hist"))
+    s = PtyShell(guest.name, env=env)
+    try:
+        s.expect("(qmp:")
+        s.expect("Connected to QEMU")
+        mark = len(s.plain())
+        s.send("query-name\rquery-status\r!info status\r")  # one read: no bracketed paste
+        s.expect("VM status: running", start=mark)
+        text = s.plain()[mark:]
+        # each line, then its answer, in the order typed (not run at the same time)
+        order = [
+            text.index("query-name"),
+            text.index("{}"),
+            text.index("query-status"),
+            text.index('"running": true'),
+            text.index("!info status"),
+            text.index("VM status: running"),
+        ]
+        assert order == sorted(order), text
+        s.send("\x04")
+        assert s.wait() == 0
+    finally:
+        s.close()
