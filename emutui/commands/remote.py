@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from emutui.backends.remote.ssh import HostConfig, SSHHost, check_host_name, split_at
-from emutui.core.errors import ConfigError, EmutuiError
+from emutui.core.errors import EmutuiError
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 INTERACTIVE = {"term", "shell", "gdb"}  # need a terminal on the host
@@ -160,14 +160,7 @@ async def host_rows(host: HostConfig) -> list[dict[str, Any]]:
         return [_unreachable(host, str(e))]
     except ValueError:
         return [_unreachable(host, "the host's emutui answered something that is not JSON")]
-    out_rows = []
-    for r in rows:
-        if isinstance(r, dict):
-            r = dict(r)
-            r["host"] = host.name
-            r["name"] = f"{r.get('name', '?')}@{host.name}"
-            out_rows.append(r)
-    return out_rows
+    return _tagged(host, rows)
 
 
 def _unreachable(host: HostConfig, why: str) -> dict[str, Any]:
@@ -180,18 +173,43 @@ def _unreachable(host: HostConfig, why: str) -> dict[str, Any]:
 
 
 async def remote_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every configured host's rows (or only --host's), fetched in parallel."""
-    try:
-        hosts = configured_hosts(args)
-    except ConfigError:
-        raise
+    """Every configured host's rows (or only --host's), fetched in parallel.
+
+    Through the lingering helper (backends/remote/mux.py) that keeps each host's
+    agent up between commands; if it cannot be had, one ssh session per host.
+    """
+    hosts = configured_hosts(args)
     only = getattr(args, "host", None)
     if only:
         hosts = {only: resolve_host(args, only)}
     if not hosts:
         return []
-    results = await asyncio.gather(*(host_rows(h) for h in hosts.values()))
-    return [r for rows in results for r in rows]
+    from emutui.backends.remote import mux
+
+    try:
+        found = await mux.listing(list(hosts.values()))
+    except (OSError, TimeoutError, EmutuiError):
+        results = await asyncio.gather(*(host_rows(h) for h in hosts.values()))
+        return [r for rows in results for r in rows]
+    out: list[dict[str, Any]] = []
+    for name, h in hosts.items():
+        got = found.get(name, "no answer")
+        if not isinstance(got, list):
+            out.append(_unreachable(h, str(got)))
+            continue
+        out += _tagged(h, got)
+    return out
+
+
+def _tagged(host: HostConfig, rows: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        if isinstance(r, dict):
+            r = dict(r)
+            r["host"] = host.name
+            r["name"] = f"{r.get('name', '?')}@{host.name}"
+            out.append(r)
+    return out
 
 
 def tui_hosts(args: argparse.Namespace, cfg: Any) -> Any:

@@ -65,6 +65,7 @@ def lab(
     local_state.mkdir(mode=0o700, exist_ok=True)
     monkeypatch.setenv("EMUTUI_CONFIG", str(laptop))
     monkeypatch.setenv("EMUTUI_STATE_DIR", str(local_state))
+    monkeypatch.setenv("EMUTUI_MUX_IDLE", "15")  # the ls helper leaves soon after the test
     yield Lab(laptop, hosts, host_cfg)
     for sd in hosts.values():
         subprocess.run(

@@ -136,6 +136,8 @@ class Agent:
             row["detail"] = st.detail
             row["uptime"] = inst.uptime()
             row["serial"] = inst.handles.serial_channels() if inst.handles else []
+            if st.state.value == "dead":
+                row["log_tail"] = inst.tail(lines=5)  # its last words, as ls shows them
             rows.append(row)
         return rows
 
