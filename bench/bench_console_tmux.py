@@ -40,6 +40,7 @@ ROOT = HERE.parent
 SESSION = f"t-console-bench-{os.getpid()}"
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>78]|\x1b\][^\x07]*\x07")
 _OCTAL = re.compile(r"\\([0-7]{3})")
+MARK = {"pc": "pc/com1", "q35": "q35/com1"}  # the console note of each, once shown
 LETTERS = "ZXJWYV"  # letters in no label, header or footer of the demo's screen
 
 
@@ -153,52 +154,72 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=60)
     ap.add_argument("--size", default="120x40")
     ap.add_argument("--flood", action="store_true")
+    ap.add_argument(
+        "--old",
+        metavar="DIR",
+        help="run the emutui package found in DIR (an older commit, e.g. `git archive "
+        "215d764 emutui | tar -x -C DIR`) and wait for its console note instead",
+    )
     args = ap.parse_args()
+    if args.old:
+        MARK.update({"pc": "pc  Enter: type", "q35": "q35  Enter: type"})
     w, h = (int(x) for x in args.size.split("x"))
-    exe = ROOT / ".venv" / "bin" / "emutui"
+    exe = f"{ROOT / '.venv' / 'bin' / 'emutui'} demo"
+    if args.old:
+        exe = f"env PYTHONPATH={args.old} {ROOT / '.venv' / 'bin' / 'python'} -m emutui demo"
     subprocess.run(
-        ["tmux", "new", "-d", "-s", SESSION, "-x", str(w), "-y", str(h), f"{exe} demo"],
+        ["tmux", "new", "-d", "-s", SESSION, "-x", str(w), "-y", str(h), exe],
         check=True,
     )
     ctl = None
     try:
-        wait_screen(lambda s: s.count("running") >= 4 and "/uart0" in s, "the demo lab")
+        wait_screen(lambda s: s.count("running") >= 4 and "board" in s, "the demo lab")
         ctl = Control(SESSION)
         time.sleep(1.0)
         # Select pc (second row: the demo selects board first), look at its console.
         t0, i = ctl.send("1", "Down")
-        if ctl.wait_for(i, "pc/com1") is None:
+        if ctl.wait_for(i, MARK["pc"]) is None:
             raise SystemExit("pc's console did not show:\n" + capture())
         if args.flood:
-            t0, i = ctl.send("Enter", "C-f")
-            ctl.wait_for(i, "flood ")
+            t0, i = ctl.send("Enter")
+            ctl.wait_for(i, "TYPING", 5.0)
+            time.sleep(0.3)
+            t0, i = ctl.send("C-f")
+            if ctl.wait_for(i, "flood ") is None:
+                raise SystemExit("pc's COM1 did not flood:\n" + capture())
             t0, i = ctl.send("C-]")
             time.sleep(1.0)
         time.sleep(1.0)
         results: dict[str, list[float]] = {"switch": [], "leave+switch": [], "echo": []}
         # Switching on the instance table: pc <-> q35.
         for n in range(args.samples):
-            key, marker = ("Down", "q35/com1") if n % 2 == 0 else ("Up", "pc/com1")
+            key, marker = ("Down", MARK["q35"]) if n % 2 == 0 else ("Up", MARK["pc"])
             t0, i = ctl.send(key)
             t = ctl.wait_for(i, marker)
             if t is not None:
                 results["switch"].append(t - t0)
             time.sleep(random.uniform(0.15, 0.3))
         # Leaving a console and switching in one write: from pc's console to q35's.
-        for _n in range(max(10, args.samples // 3)):
-            t0, i = ctl.send("Up")  # back to pc (the cursor is on q35 or pc)
-            ctl.wait_for(i, "pc/com1", 3.0)
+        # The switch loop ends on pc (an even number of switches from pc).
+        if args.samples % 2:
+            t0, i = ctl.send("Up")
+            ctl.wait_for(i, MARK["pc"], 3.0)
+        for n in range(max(10, args.samples // 3)):
+            if n:
+                t0, i = ctl.send("Up")  # from q35 back to pc
+                ctl.wait_for(i, MARK["pc"], 3.0)
+                time.sleep(0.2)
+            t0, i = ctl.send("Enter")
+            ctl.wait_for(i, "TYPING" if not args.old else "Ctrl+]", 3.0)
             time.sleep(0.2)
-            ctl.send("Enter")
-            time.sleep(0.3)
             t0, i = ctl.send("C-]", "1", "Down")
-            t = ctl.wait_for(i, "q35/com1")
+            t = ctl.wait_for(i, MARK["q35"])
             if t is not None:
                 results["leave+switch"].append(t - t0)
             time.sleep(random.uniform(0.15, 0.3))
         # Echo in q35's console (the selection is on q35 now).
         t0, i = ctl.send("Enter")
-        ctl.wait_for(i, "TYPING")
+        ctl.wait_for(i, "TYPING" if not args.old else "Ctrl+]", 3.0)
         time.sleep(0.5)
         for n in range(args.samples):
             c = LETTERS[n % len(LETTERS)]

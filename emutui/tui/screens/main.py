@@ -211,7 +211,17 @@ class MainScreen(Screen[None]):
             self._no_console()
             return
         self.query_one("#panes", TabbedContent).active = "console"
-        self.call_after_refresh(self.query_one(ConsolePane).action_enter_console)
+        # At once (keys typed right after Enter go to the guest), and again once the
+        # console tab is shown, in case it was not.
+        pane = self.query_one(ConsolePane)
+        pane.action_enter_console()
+        table = self.query_one(InstanceTable)
+
+        def again() -> None:
+            if self.focused is None or self.focused is table:
+                pane.action_enter_console()
+
+        self.call_after_refresh(again)
 
     def select(self, link: InstanceLink | None) -> None:
         self.current = link

@@ -514,7 +514,8 @@ class ConsolePane(Vertical):
     def action_enter_console(self) -> None:
         view = self.active_view()
         if view is not None:
-            view.focus()
+            # At once: keys that came in the same read as Enter are the guest's.
+            self.screen.set_focus(view)
 
     @on(ConsoleWidget.Leave)
     def _leave(self, event: Message) -> None:
