@@ -187,7 +187,7 @@ def main() -> int:
             t0, i = ctl.send("C-f")
             if ctl.wait_for(i, "flood ") is None:
                 raise SystemExit("pc's COM1 did not flood:\n" + capture())
-            t0, i = ctl.send("C-]")
+            t0, i = ctl.send("C-]", "1")
             time.sleep(1.0)
         time.sleep(1.0)
         results: dict[str, list[float]] = {"switch": [], "leave+switch": [], "echo": []}
