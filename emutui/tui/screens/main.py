@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from textual import events, on, work
@@ -87,6 +88,7 @@ class MainScreen(Screen[None]):
         self._select_after: str | None = None  # an instance just started: select it
         self._panes_dirty = False
         self._panes_running = False
+        self._pending_show: Callable[[], None] | None = None
 
     @property
     def emu(self) -> EmutuiApp:
@@ -386,15 +388,23 @@ class MainScreen(Screen[None]):
             now()
 
         def later() -> None:
+            if self._pending_show is later:
+                self._pending_show = None
             if self.current is link:
                 for show in shows.values():
                     show()
 
-        self.call_after_refresh(later)
+        # After this handler (call_later, not call_after_refresh: a still app makes
+        # no refresh), or at once when another pane is picked before that.
+        self._pending_show = later
+        self.call_later(later)
 
     # -- actions ----------------------------------------------------------------------
 
     def action_focus_pane(self, pane: str) -> None:
+        pending, self._pending_show = self._pending_show, None
+        if pending is not None:
+            pending()
         if pane == "instances":
             # set_focus, not focus(): focus() is deferred, and the next key of a
             # burst (tmux, a fast typist) would still go to the old widget.
