@@ -59,7 +59,9 @@ def session_factory(link: InstanceLink) -> Any:
 
 
 def supports(link: InstanceLink | None) -> bool:
-    return link is not None and link.inst.backend in ("qemu", "renode")
+    # A lab host's instance: its gdb hub and ELF live on the host; `emutui cpu
+    # NAME@HOST …` works there, the pane does not reach it yet (docs/remote.md).
+    return link is not None and link.inst.host is None and link.inst.backend in ("qemu", "renode")
 
 
 class DisasmView(Widget, can_focus=True):
