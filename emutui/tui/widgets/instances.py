@@ -47,7 +47,10 @@ class InstanceTable(DataTable[Text | str]):
 
     def on_mount(self) -> None:
         for col in COLUMNS:
-            self.add_column(col.upper(), key=col)
+            # STATE as wide as its longest word from the start: an auto width only
+            # grows, so it would depend on which transient state happened to be drawn.
+            width = max(len(s.value) for s in InstanceState) if col == "state" else None
+            self.add_column(col.upper(), key=col, width=width)
 
     def _cells(self, link: InstanceLink) -> dict[str, Text | str]:
         inst = link.inst
