@@ -43,10 +43,15 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def configured_hosts(args: argparse.Namespace) -> dict[str, HostConfig]:
-    from emutui.config import load_config
+    """The config's [hosts.*], read once per command (ls asks several times)."""
+    cached: dict[str, HostConfig] | None = getattr(args, "_hosts", None)
+    if cached is None:
+        from emutui.config import load_config
 
-    cfg = load_config(args.config, validate=False)
-    return dict(getattr(cfg, "hosts", {}) or {})
+        cfg = load_config(args.config, validate=False)
+        cached = dict(getattr(cfg, "hosts", {}) or {})
+        args._hosts = cached
+    return dict(cached)
 
 
 def resolve_host(args: argparse.Namespace, name: str) -> HostConfig:
@@ -220,6 +225,6 @@ def tui_hosts(args: argparse.Namespace, cfg: Any) -> Any:
     if not hosts:
         return None
     from emutui.backends.remote.connector import RemoteHosts
-    from emutui.backends.remote.ssh import _private_dir
+    from emutui.backends.remote.ssh import private_dir
 
-    return RemoteHosts(hosts.values(), _private_dir() / "mirror")
+    return RemoteHosts(hosts.values(), private_dir() / "mirror")

@@ -52,7 +52,8 @@ class Sshd:
 
     def stop(self) -> None:
         # Every master emutui left (ControlPersist) ends with its connection to us.
-        subprocess.run(["pkill", "-f", f"ControlPath=.*{self.dir.name}"], check=False)
+        # (their command lines carry this sshd's own `-F DIR/ssh_config`)
+        subprocess.run(["pkill", "-f", f"^ssh -F {self.dir}/"], check=False)
         self.proc.terminate()
         try:
             self.proc.wait(5)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from emutui.backends.remote import rpc
-from emutui.backends.remote.ssh import HostConfig, _private_dir
+from emutui.backends.remote.ssh import HostConfig, private_dir
 from emutui.core.errors import DisconnectedError, EmutuiError
 
 IDLE = float(os.environ.get("EMUTUI_MUX_IDLE", "300"))  # seconds unused before it leaves
@@ -36,7 +36,7 @@ def key_for(hosts: list[HostConfig]) -> str:
 
 
 def paths_for(hosts: list[HostConfig]) -> tuple[Path, Path, Path]:
-    d = _private_dir()
+    d = private_dir()
     k = key_for(hosts)
     return d / f"mux-{k}.sock", d / f"mux-{k}.json", d / f"mux-{k}.log"
 
@@ -76,7 +76,7 @@ async def listing(hosts: list[HostConfig]) -> dict[str, Any]:
         json.dump([asdict(h) for h in hosts], f)
     proc.spawn_detached(
         [sys.executable, "-m", "emutui.backends.remote.mux", str(spec), str(sock)],
-        _private_dir(),
+        private_dir(),
         log,
     )
     deadline = time.monotonic() + START_WAIT
@@ -94,7 +94,7 @@ async def serve(spec: Path, sock: Path) -> int:
     from emutui.backends.remote.connector import RemoteHosts
 
     hosts = [HostConfig(**h) for h in json.loads(spec.read_text())]
-    remote = RemoteHosts(hosts, _private_dir() / "mirror")
+    remote = RemoteHosts(hosts, private_dir() / "mirror")
     last = time.monotonic()
     busy = 0
 

@@ -16,12 +16,10 @@ import asyncio
 import hashlib
 import os
 import shlex
-import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emutui.core.errors import ConfigError, DisconnectedError, EmutuiError
+from emutui.core.errors import ConfigError, DisconnectedError
 
 CONNECT_TIMEOUT = 10  # seconds: ssh's ConnectTimeout, and our wait on the master
 PERSIST = 300  # seconds the master stays after its last session
@@ -93,31 +91,12 @@ def split_at(ref: str) -> tuple[str, str | None]:
     return name, host
 
 
-def _private_dir() -> Path:
-    """A directory only we can enter, for control sockets and forwards (as OpenSSH demands)."""
-    uid = os.getuid()
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    bases = [Path(runtime)] if runtime else []
-    bases.append(Path(tempfile.gettempdir()))
-    last_error = ""
-    for base in bases:
-        d = base / f"emutui-{uid}" / "ssh"
-        try:
-            for p in (d.parent, d):
-                try:
-                    os.mkdir(p, 0o700)
-                except FileExistsError:
-                    pass
-                st = os.lstat(p)
-                if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o022:
-                    raise EmutuiError(
-                        f"{p} is not a private directory of yours (owner uid {st.st_uid}, "
-                        f"mode {stat.S_IMODE(st.st_mode):o}); refusing to put SSH sockets there"
-                    )
-            return d
-        except OSError as e:
-            last_error = f"{d}: {e.strerror or e}"
-    raise EmutuiError(f"no private directory for SSH control sockets ({last_error})")
+def private_dir() -> Path:
+    """Control sockets, forwards and mirrors: in emutui's private runtime dir, with the
+    same ownership and mode checks as every other socket dir (as OpenSSH demands)."""
+    from emutui.core.paths import ensure_private_dir, runtime_base
+
+    return ensure_private_dir(ensure_private_dir(runtime_base()) / "ssh")
 
 
 class SSHHost:
@@ -125,7 +104,7 @@ class SSHHost:
 
     def __init__(self, cfg: HostConfig) -> None:
         self.cfg = cfg
-        self.dir = _private_dir()
+        self.dir = private_dir()
         key = hashlib.sha256("\0".join([cfg.name, cfg.ssh, *cfg.ssh_args]).encode()).hexdigest()[
             :16
         ]
