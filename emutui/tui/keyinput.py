@@ -23,6 +23,7 @@ bindings for the same reason.
 
 from __future__ import annotations
 
+import os
 import selectors
 from codecs import getincrementaldecoder
 from collections.abc import Iterable
@@ -76,7 +77,23 @@ class EscapeTimeParser(XTermParser):
 
 class EmutuiDriver(LinuxDriver):
     """Linux driver whose input thread uses EscapeTimeParser and wakes up in time
-    to report a lone Esc after ``escape_time``."""
+    to report a lone Esc after ``escape_time``, and that asks the terminal for its size."""
+
+    def _get_terminal_size(self) -> tuple[int, int]:
+        # Textual asks shutil.get_terminal_size(), which prefers COLUMNS/LINES from the
+        # environment. Those are often stale: GNU readline exports them (80x24 when stdin
+        # is not a tty) into the C environment of any Python that imports it (pytest
+        # does), and every child, tmux server and pane included, inherits them. The app
+        # then drew 24 rows with newlines into a 10-row pane, scrolling its own frame
+        # off, and never followed a resize. The tty itself knows its size.
+        for fd in (self._file.fileno() if self._file else -1, self.fileno):
+            try:
+                columns, lines = os.get_terminal_size(fd)
+            except (OSError, ValueError):
+                continue
+            if columns > 0 and lines > 0:
+                return columns, lines
+        return super()._get_terminal_size()
 
     def run_input_thread(self) -> None:  # a copy of Textual 8.2's, with the two changes
         selector = selectors.SelectSelector()
@@ -87,8 +104,6 @@ class EmutuiDriver(LinuxDriver):
         feed = parser.feed
         tick = parser.tick
         decode = getincrementaldecoder("utf-8")().decode
-        import os
-
         read = os.read
 
         def process_selector_events(selector_events: list[Any], final: bool = False) -> None:
