@@ -12,6 +12,11 @@ from a terminal is never split; an Esc typed by a person, even over SSH, is
 separated from the next key by much more than 5 ms. A lone Esc is reported after
 ``escape_time`` (not after up to 200 ms as before).
 
+**Alt+key** arrives as ``ESC`` and the key's character in one write; the parser
+reports it as ``alt+<key>`` (Textual read ``ESC 1`` as "¡" and ``ESC !`` as "!"), and
+where Textual renames it (``ESC f`` is Ctrl+Right) the character carries the bytes,
+so a console sends the guest what the terminal sent.
+
 **Keys that change where the next key goes** (item 26). Textual forwards every
 key to the focused widget the moment it leaves the App's queue, so keys that
 arrived in the same read as the console's escape key (a paste, a macro, fast
@@ -30,11 +35,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from textual import constants, events
+from textual._ansi_sequences import ANSI_SEQUENCES_KEYS
 from textual._loop import loop_last
 from textual._parser import ParseError
 from textual._time import get_time
 from textual._xterm_parser import XTermParser
 from textual.drivers.linux_driver import LinuxDriver
+from textual.keys import KEY_NAME_REPLACEMENTS, _character_to_key
 from textual.message import Message
 
 if TYPE_CHECKING:
@@ -67,12 +74,48 @@ class EscapeTimeParser(XTermParser):
             yield from self.tick()
         yield from super().feed(data)
 
+    def _sequence_to_key_events(self, sequence: str, alt: bool = False) -> Iterable[events.Key]:
+        # Alt+key as xterm (metaSendsEscape), tmux and every multiplexer send it: ESC and
+        # the key's character in one write. Textual gets two groups of these wrong for a
+        # console, whose guest must receive the bytes the terminal sent (issue 15):
+        if len(sequence) == 2 and sequence[0] == "\x1b" and sequence[1] != "\x1b":
+            mapped = ANSI_SEQUENCES_KEYS.get(sequence)
+            if isinstance(mapped, str):
+                # ESC 1 -> "¡", ESC 4 -> "¢", ESC = -> "≠": WezTerm-on-macOS Option
+                # characters. Everywhere else that is Alt+1: report it as such.
+                yield _alt_key(sequence[1])
+                return
+            if isinstance(mapped, tuple):
+                # ESC f / ESC b -> ctrl+right / ctrl+left, ESC DEL -> ctrl+w, ESC TAB ->
+                # shift+tab. The names stay (text fields move by word on them, as
+                # macOS Option+arrows expect); the character carries the bytes so a
+                # console sends ESC f, not the CSI of Ctrl+Right.
+                for key in mapped:
+                    yield events.Key(key.value, sequence)
+                return
+        for event in super()._sequence_to_key_events(sequence, alt):
+            # An ESC and a character that Textual reissues after the escape time: it
+            # keeps Alt only for letters and digits, so ESC ! became a plain "!".
+            if alt and not event.key.startswith("alt+") and sequence.isprintable():
+                event = events.Key(f"alt+{event.key}", sequence)
+            yield event
+
     def next_timeout(self, default: float) -> float:
         """How long the input thread may sleep before a pending ESC must expire."""
         t = self._timeout_time
         if t is None:
             return default
         return max(0.0, min(default, t - get_time()))
+
+
+def _alt_key(character: str) -> events.Key:
+    """The key event for Alt+``character`` (a printable character), named as Textual
+    names Alt+letter: ``alt+1``, ``alt+shift+a``, ``alt+exclamation_mark``."""
+    if character.isalnum():
+        name = f"shift+{character.lower()}" if character.isupper() else character
+    else:
+        name = KEY_NAME_REPLACEMENTS.get(_character_to_key(character), _character_to_key(character))
+    return events.Key(f"alt+{name}", character)
 
 
 class EmutuiDriver(LinuxDriver):

@@ -125,6 +125,10 @@ _LOCAL_SCROLL = {"shift+pageup", "shift+pagedown", "shift+home", "shift+end"}
 
 def key_to_bytes(key: str, character: str | None, app_cursor: bool = False) -> bytes | None:
     """The bytes a terminal sends for a Textual key, or None for keys that send nothing."""
+    if character and len(character) == 2 and character[0] == "\x1b":
+        # Alt+key that Textual renamed (ESC f is "ctrl+right"): emutui's parser keeps
+        # the bytes the terminal sent in the character (emutui/tui/keyinput.py).
+        return character.encode("utf-8", "replace")
     parts = key.split("+")
     base = parts[-1]
     mods = 0
