@@ -415,6 +415,25 @@ class CommandInput(Input):
         self.cursor_position = len(self.value)
 
 
+class FilterInput(Input):
+    """The filter box. Enter and Esc are priority bindings, run by the App before it
+    forwards the next key: Textual forwards each key to the focused widget as it
+    leaves the App's queue, so with ordinary bindings (reached only when the key has
+    bubbled back up) the keys typed right behind Enter, in the same read or before
+    the next frame, went into the filter too. The pane moves focus synchronously."""
+
+    BINDINGS = [
+        Binding("enter", "done", "Done", show=False, priority=True),
+        Binding("escape", "clear", "Clear", show=False, priority=True),
+    ]
+
+    def action_done(self) -> None:
+        self.query_ancestor(EventsPane).filter_done()
+
+    def action_clear(self) -> None:
+        self.query_ancestor(EventsPane).action_close_inputs()
+
+
 class EventsPane(Vertical):
     BINDINGS = [
         Binding("f", "follow", "Follow"),
@@ -437,7 +456,7 @@ class EventsPane(Vertical):
         self.detail_open = False
 
     def compose(self) -> ComposeResult:
-        yield Input(
+        yield FilterInput(
             placeholder="filter: regex over name and data, e.g. stop|resume (Esc clears)",
             id="ev-filter",
             classes="hidden",
@@ -624,12 +643,21 @@ class EventsPane(Vertical):
         if cmd.has_focus:
             cmd.add_class("hidden")
         elif self.filter_text or box.has_focus:
-            box.value = ""
-            self.set_filter("")
-            box.add_class("hidden")
+            self._clear_filter()
+            # Keys typed before this Esc in the same read are still queued for the box
+            # and land after it: clear again once they are in.
+            box.call_later(self._clear_filter)
         else:
             cmd.add_class("hidden")
-        self.event_list.focus()
+        # set_focus, not focus(): focus() is deferred, and keys already queued behind
+        # the Esc would still go to the box.
+        self.screen.set_focus(self.event_list)
+
+    def _clear_filter(self) -> None:
+        box = self.query_one("#ev-filter", Input)
+        box.value = ""
+        self.set_filter("")
+        box.add_class("hidden")
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip()
@@ -640,11 +668,19 @@ class EventsPane(Vertical):
     def _filter_changed(self, event: Input.Changed) -> None:
         self.set_filter(event.value)
 
-    @on(Input.Submitted, "#ev-filter")
-    def _filter_done(self, event: Input.Submitted) -> None:
-        if not event.value.strip():
-            event.input.add_class("hidden")
-        self.event_list.focus()
+    def filter_done(self) -> None:
+        """Enter in the filter box: keep the filter (an empty one closes the box) and
+        give the keyboard back to the list now, for the very next key."""
+        box = self.query_one("#ev-filter", Input)
+        self.screen.set_focus(self.event_list)
+        # Keys typed before this Enter in the same read are still queued for the box:
+        # whether the filter is empty is known once they are in.
+        box.call_later(self._close_empty_filter)
+
+    def _close_empty_filter(self) -> None:
+        box = self.query_one("#ev-filter", Input)
+        if not box.value.strip():
+            box.add_class("hidden")
 
     @on(CommandInput.Run)
     def _command_submitted(self, event: CommandInput.Run) -> None:
