@@ -140,6 +140,12 @@ class EmutuiApp(App[None]):
 
     def on_mount(self) -> None:
         if not self.is_headless:
+            # Textual's writer thread sends each frame to the terminal; with Python's
+            # default 5 ms GIL switch interval it waited up to that long behind the
+            # event loop (a flooding console's parser, a pane updated after a switch)
+            # before the frame left (issue 15 items 27/28). The other threads sleep
+            # in select/get, so a shorter interval costs next to nothing.
+            sys.setswitchinterval(0.0005)
             # A closed terminal or a kill still ends the app normally, so the
             # demo's teardown (after run() returns) stops what it started.
             import signal

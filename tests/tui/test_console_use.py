@@ -121,12 +121,12 @@ async def test_typing_mode_is_unmistakable(tmp_path: Path) -> None:
         await pilot.pause(0.1)
         assert "search" not in footer_actions() and "copy" not in footer_actions()
         assert "leave" in footer_actions()
-        assert pane.has_class("-typing") and view.has_class("-typing")
+        assert pane.typing and view.has_class("-typing")
         note = str(pane.query_one("#console-note").render())
         assert "TYPING" in note and "Ctrl+]" in note
         await pilot.press("ctrl+right_square_bracket")
         await pilot.pause(0.1)
-        assert not pane.has_class("-typing")
+        assert not pane.typing
         assert "search" in footer_actions()
 
 

@@ -9,12 +9,12 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from emutui.core.errors import EmutuiError
 from emutui.core.model import Capability, InstanceState
 from emutui.core.sanitize import display_line
+from emutui.tui.frames import PacedScreen
 from emutui.tui.links import InstanceLink
 from emutui.tui.messages import Connected, EventsArrived, InstancesChanged, StatusChanged
 from emutui.tui.screens.dialogs import ConfirmScreen
@@ -22,7 +22,7 @@ from emutui.tui.widgets.console_pane import ConsolePane
 from emutui.tui.widgets.cpu import CpuPane
 from emutui.tui.widgets.cpu import supports as cpu_supported
 from emutui.tui.widgets.events import EventsPane
-from emutui.tui.widgets.footer import QuietFooter
+from emutui.tui.widgets.footer import KeyFooter
 from emutui.tui.widgets.instances import InstanceTable
 from emutui.tui.widgets.memory import MemoryPane
 from emutui.tui.widgets.props import PropsPane
@@ -64,7 +64,7 @@ def has_console(link: InstanceLink | None) -> bool:
 _PANE_ACTIONS = ("focus_pane", "events_filter", "events_command")
 
 
-class MainScreen(Screen[None]):
+class MainScreen(PacedScreen[None]):
     BINDINGS = [
         Binding("question_mark", "app.help", "Help", key_display="?"),
         # Priority: handled in the App's queue, so a key after "1" in the same read
@@ -116,15 +116,22 @@ class MainScreen(Screen[None]):
                     yield CpuPane(id="cpu-pane")
                 with TabPane("Timeline", id="timeline"):
                     yield TimelinePane(id="timeline-pane")
-        yield QuietFooter()
+        yield KeyFooter()
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width >= WIDE, "-wide")
         self.set_class(event.size.height >= 40, "-tall")
 
     def on_mount(self) -> None:
-        self.query_one(InstanceTable).focus()
+        table = self.query_one(InstanceTable)
+        table.on_cursor_row = self._cursor_row
+        table.focus()
         self._title()
+
+    def _cursor_row(self, name: str | None) -> None:
+        link = self.emu.link_for(name)
+        if link is not self.current:
+            self.select(link)
 
     # -- state from the app ---------------------------------------------------------------
 
@@ -229,7 +236,8 @@ class MainScreen(Screen[None]):
         self.current = link
         self._title()
         self._note()
-        self.request_panes()
+        if not self._show_panes_now():
+            self.request_panes()
         self.refresh_bindings()
 
     def offers(self, action: str) -> bool:
@@ -355,18 +363,41 @@ class MainScreen(Screen[None]):
 
     async def _show_panes(self, force: bool = False) -> None:
         link = self.current
+        self._pane_tabs(link)
+        await self.query_one(ConsolePane).show(link, force=force)
+        self._other_panes(link)
+
+    def _show_panes_now(self) -> bool:
+        """The common switch, to an instance whose consoles are kept, done at once: the
+        table's cursor, the title and the console they name go out in one frame.
+        False when the panes need the worker (consoles to build, one running)."""
+        link = self.current
+        if self._panes_running or link is None:
+            return False
+        if not self.query_one(ConsolePane).show_kept(link):
+            return False
+        self._pane_tabs(link)
+        self._other_panes(link)
+        # The layout now, not when the switcher's own Layout message reaches the
+        # screen: a frame drawn before that (keys of one read move focus too) would
+        # show the new note over the old console. No repaint of the whole screen: the
+        # layout repaints what moved.
+        self.refresh(repaint=False, layout=True)
+        return True
+
+    def _pane_tabs(self, link: InstanceLink | None) -> None:
+        """The tabs ``link`` offers; the first of them when the one shown is not."""
         tabs = self.query_one("#panes", TabbedContent)
         caps = link.capabilities if link is not None and link.conn is not None else None
         if link is not None and link.status.state is InstanceState.DEAD:
             # What a dead instance left behind: its serial logs and its journal.
             caps = frozenset({Capability.SERIAL, Capability.EVENTS})
-        for pane_id, (_title, needs) in PANES.items():
-            if (caps is None or caps & needs) and (pane_id != "console" or has_console(link)):
-                tabs.show_tab(pane_id)
-            else:
-                tabs.hide_tab(pane_id)
         usable = link if link is not None and link.conn is not None else None
-        await self.query_one(ConsolePane).show(link, force=force)
+        for pane_id, (_title, needs) in PANES.items():
+            shown = bool(caps is None or caps & needs) and (
+                pane_id != "console" or has_console(link)
+            )
+            (tabs.show_tab if shown else tabs.hide_tab)(pane_id)
         cpu = usable is not None and cpu_supported(usable)
         (tabs.show_tab if cpu else tabs.hide_tab)("cpu")
         if tabs.active and not tabs.get_tab(tabs.active).display:
@@ -374,8 +405,13 @@ class MainScreen(Screen[None]):
             first = next((p for p in PANES if tabs.get_tab(p).display), None)
             if first is not None:
                 tabs.active = first
-        # The pane in view first; the hidden ones after the frame that shows it, so a
-        # switch of instance is drawn without waiting for them (issue 15 item 27).
+
+    def _other_panes(self, link: InstanceLink | None) -> None:
+        """The pane in view now; the hidden ones after the frame that shows it, so a
+        switch of instance is drawn without waiting for them (issue 15 item 27)."""
+        tabs = self.query_one("#panes", TabbedContent)
+        usable = link if link is not None and link.conn is not None else None
+        cpu = usable is not None and cpu_supported(usable)
         shows = {
             "events": lambda: self.query_one(EventsPane).show(link),
             "props": lambda: self.query_one(PropsPane).show(usable),
@@ -394,10 +430,10 @@ class MainScreen(Screen[None]):
                 for show in shows.values():
                     show()
 
-        # After this handler (call_later, not call_after_refresh: a still app makes
-        # no refresh), or at once when another pane is picked before that.
+        # After the frame (a still screen runs these at once), or at once when another
+        # pane is picked before that.
         self._pending_show = later
-        self.call_later(later)
+        self.call_after_refresh(later)
 
     # -- actions ----------------------------------------------------------------------
 

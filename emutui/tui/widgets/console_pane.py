@@ -155,7 +155,7 @@ class ConsolePane(Vertical):
     ]
     DEFAULT_CSS = """
     ConsolePane #console-note { height: 1; }
-    ConsolePane.-typing #console-note { background: $accent; color: $text; text-style: bold; }
+    ConsolePane #console-note.-typing { background: $accent; color: $text; text-style: bold; }
     ConsolePane #console-stack { height: 1fr; }
     ConsolePane .console-tabs { height: 1fr; }
     ConsolePane .console-tabs TabPane { height: 1fr; padding: 0; }
@@ -276,6 +276,25 @@ class ConsolePane(Vertical):
                 break
             await self._evict(oldest)
 
+    def show_kept(self, link: InstanceLink) -> bool:
+        """Show ``link``'s kept consoles at once (no await: the switch goes out in the
+        frame that moves the table's cursor); False when ``show`` has work to do."""
+        if link.conn is None or self.tiled:
+            return False
+        key = (link.name, id(link.conn))
+        entry = self._cache.get(key)
+        if entry is None or not entry.is_attached:
+            return False
+        self._shown = key
+        self.link = link
+        self._cache.move_to_end(key)
+        self.query_one("#console-stack", ContentSwitcher).current = entry.id
+        for view in entry.query(ConsoleWidget):
+            if hasattr(view, "wake"):
+                view.wake()
+        self._update_note()
+        return True
+
     async def _evict(self, key: tuple[str, int]) -> None:
         entry = self._cache.pop(key, None)
         if entry is not None and entry.is_attached:
@@ -299,7 +318,7 @@ class ConsolePane(Vertical):
             return
         if self.tiled:
             n = len(self.tiles.tiles)
-            self.set_class(False, "-typing")
+            self._typing(False)
             zoom = "  [b]zoomed[/] (z: all tiles)" if self.tiles.zoomed else ""
             self._note(
                 f"[b]{n} tile{'s' if n != 1 else ''}[/]{zoom}  [dim]the instance picked goes "
@@ -308,7 +327,7 @@ class ConsolePane(Vertical):
             return
         view = self.active_view()
         typing = view is not None and view.has_focus
-        self.set_class(typing, "-typing")
+        self._typing(typing)
         ch = escape(getattr(view, "channel", ""))
         esc = escape(getattr(view, "escape_display", "Ctrl+]"))
         name = escape(link.name)
@@ -321,6 +340,16 @@ class ConsolePane(Vertical):
                 f"[b]{name}[/]/{ch}  [dim]Enter types into it · {esc} leaves · "
                 "←/→ channel · / search · c copy[/]"
             )
+
+    def _typing(self, typing: bool) -> None:
+        # On the note, not on the pane: a class on the pane restyles every kept console
+        # under it (~10 ms at each Enter and Ctrl+], keys typed meanwhile waited).
+        self.query_one("#console-note", Static).set_class(typing, "-typing")
+
+    @property
+    def typing(self) -> bool:
+        """Keys go to a guest (the note says so)."""
+        return self.query_one("#console-note", Static).has_class("-typing")
 
     def current_tabs(self) -> InstanceConsoles | None:
         stack = self.query_one("#console-stack", ContentSwitcher)

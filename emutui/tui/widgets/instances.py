@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from emutui.core.instance import format_uptime
@@ -30,8 +31,10 @@ class InstanceTable(DataTable[Text | str]):
     """Rows keyed by instance name; cells are updated in place so the cursor stays put."""
 
     BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
+        # Priority: run by the App as the key arrives, not after it has bubbled up
+        # through four queues, so `Ctrl+] 1 Down` in one write switches at once.
+        Binding("down,j", "cursor_down", "Down", show=False, priority=True),
+        Binding("up,k", "cursor_up", "Up", show=False, priority=True),
         Binding("n", "screen.start_target", "Start"),
         Binding("x", "screen.stop_instance", "Stop"),
         Binding("R", "screen.restart_instance", "Restart", show=False),
@@ -44,6 +47,15 @@ class InstanceTable(DataTable[Text | str]):
     def __init__(self, clock: Callable[[], float] = time.time, **kw: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kw)  # type: ignore[arg-type]
         self.clock = clock
+        # Told at once when the cursor's row changes. RowHighlighted still comes, but
+        # as a message: by then the moved cursor has been drawn in a frame of its own,
+        # and the console it names waits for the next frame (issue 15 item 27).
+        self.on_cursor_row: Callable[[str | None], None] | None = None
+
+    def watch_cursor_coordinate(self, old: Coordinate, new: Coordinate) -> None:
+        super().watch_cursor_coordinate(old, new)
+        if old.row != new.row and self.on_cursor_row is not None:
+            self.on_cursor_row(self.selected_name())
 
     def on_mount(self) -> None:
         for col in COLUMNS:
