@@ -138,7 +138,23 @@ class EmutuiDriver(LinuxDriver):
                 return columns, lines
         return super()._get_terminal_size()
 
-    def run_input_thread(self) -> None:  # a copy of Textual 8.2's, with the two changes
+    _suspended = False  # stopped by our own SIGTSTP (Ctrl+Z)
+
+    def _sigtstp_application(self, *args: Any) -> None:
+        self._suspended = True
+        super()._sigtstp_application(*args)
+
+    def _sigcont_application(self, *args: Any) -> None:
+        # Only a continue after our own Ctrl+Z brings the terminal back. The kernel
+        # also sends SIGCONT (with SIGHUP) when the terminal goes away (tmux
+        # kill-session, a dropped SSH link): Textual then restarted its writer on
+        # the dead tty, the new writer died on EIO, and the next frame blocked the
+        # event loop for ever, leaving the demo and its guests running at 100% CPU.
+        if self._suspended:
+            self._suspended = False
+            super()._sigcont_application(*args)
+
+    def run_input_thread(self) -> None:  # a copy of Textual 8.2's, with three changes
         selector = selectors.SelectSelector()
         selector.register(self.fileno, selectors.EVENT_READ)
         fileno = self.fileno
@@ -149,19 +165,28 @@ class EmutuiDriver(LinuxDriver):
         decode = getincrementaldecoder("utf-8")().decode
         read = os.read
 
+        gone = False  # the terminal hung up: end of file or EIO for ever after
+
         def process_selector_events(selector_events: list[Any], final: bool = False) -> None:
+            nonlocal gone
             for last, (_key, mask) in loop_last(selector_events):
                 if mask & EVENT_READ:
-                    unicode_data = decode(read(fileno, 1024 * 4), final=final and last)
-                    if not unicode_data:
+                    try:
+                        raw = read(fileno, 1024 * 4)
+                    except OSError:
+                        raw = b""
+                    if not raw:
+                        gone = True
                         break
-                    for event in feed(unicode_data):
+                    for event in feed(decode(raw, final=final and last)):
                         self.process_message(event)
             for event in tick():
                 self.process_message(event)
 
         try:
-            while not self.exit_event.is_set():
+            while not self.exit_event.is_set() and not gone:
+                # (Textual's loop spun a core on a hung-up tty: select says readable,
+                # read says end of file, again and again; SIGHUP ends the app.)
                 process_selector_events(selector.select(parser.next_timeout(0.1)))
             selector.unregister(self.fileno)
             process_selector_events(selector.select(0.1), final=True)

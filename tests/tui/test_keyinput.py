@@ -90,3 +90,50 @@ def test_the_driver_takes_its_size_from_the_tty_not_stale_columns_lines(
     finally:
         os.close(master)
         os.close(slave)
+
+
+def _bare_driver(fd: int) -> keyinput.EmutuiDriver:
+    """An EmutuiDriver without an app: just what its input thread and signal handlers use."""
+    import threading
+
+    driver = object.__new__(keyinput.EmutuiDriver)
+    driver.fileno = fd
+    driver.exit_event = threading.Event()
+    driver._debug = False
+    driver._auto_restart = True
+    got: list[object] = []
+    driver.process_message = got.append  # type: ignore[method-assign]
+    return driver
+
+
+def test_the_input_thread_ends_when_the_terminal_hangs_up() -> None:
+    """A hung-up tty reads as end of file (or EIO) for ever: the thread stops reading
+    instead of spinning a core until SIGHUP has ended the app."""
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    driver = _bare_driver(slave)
+    thread = threading.Thread(target=driver.run_input_thread, daemon=True)
+    thread.start()
+    os.close(master)
+    thread.join(timeout=30)
+    alive = thread.is_alive()
+    driver.exit_event.set()
+    os.close(slave)
+    assert not alive
+
+
+def test_sigcont_resumes_only_after_our_own_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel sends SIGCONT with SIGHUP when the terminal goes away; restarting the
+    terminal then (a writer on a dead tty) blocked the event loop for ever."""
+    driver = _bare_driver(-1)
+    resumed: list[bool] = []
+    monkeypatch.setattr(driver, "resume_application_mode", lambda: resumed.append(True))
+    monkeypatch.setattr(driver, "suspend_application_mode", lambda: None)
+    monkeypatch.setattr(os, "kill", lambda pid, sig: None)  # the SIGSTOP of Ctrl+Z
+    driver._sigcont_application()
+    assert resumed == []
+    driver._sigtstp_application()
+    driver._sigcont_application()
+    assert resumed == [True]
