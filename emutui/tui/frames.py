@@ -1,4 +1,4 @@
-"""Frame pacing: a frame as soon as the screen changes, at most one per frame period.
+"""Frame pacing: a frame as soon as the screen changes, 60 a second at most on average.
 
 Textual draws a screen from an interval timer (``screen_update``, 1/60 s) that is
 paused while nothing is dirty. After a pause its schedule skips ahead by one whole
@@ -12,7 +12,8 @@ screen (item 28).
 ``FrameTimer`` keeps Textual's limit as an average (60 frames a second under a
 flood) without the grid, and lets two frames go back to back after a still moment:
 a frame the app draws on its own (the uptime column's second ticking over) no longer
-makes the echo of a key that lands just after it wait a period (item 28).
+makes the echo of a key that lands just after it wait a period (item 28). Ticks that
+draw nothing (widgets of hidden panes refreshing) do not count.
 ``PacedScreen`` gives a screen that timer.
 """
 
@@ -33,6 +34,7 @@ class FrameTimer(Timer):
     of one tick per ``interval`` on average and at most ``burst`` ticks back to back."""
 
     burst = 2.0
+    free_tick = 0.001  # seconds: a tick this short drew nothing worth counting
 
     async def _run(self) -> None:
         interval = self._interval
@@ -42,14 +44,18 @@ class FrameTimer(Timer):
             now = get_time()
             tokens = min(self.burst, tokens + (now - then) / interval)
             then = now
-            if tokens < 1.0:
+            if tokens < 0.999:  # (not 1.0: float error would add a needless wait)
                 await sleep((1.0 - tokens) * interval)
                 continue  # count the wait, and wait again if paused meanwhile
-            tokens -= 1.0
             try:
                 await self._tick(next_timer=now, count=0)
             except EventTargetGone:
                 break
+            # A tick that drew nothing (a hidden pane's widget asked for a refresh) is
+            # free: two of those each second used up the burst, and the echo of a key
+            # that came just after them waited a period.
+            if get_time() - now >= self.free_tick:
+                tokens -= 1.0
 
 
 class PacedScreen(Screen[ResultT]):
