@@ -61,6 +61,10 @@ def resolve_theme(name: str | None) -> str:
     return name
 
 
+FULL_GC_EVERY = 10.0  # seconds between full garbage collections, at most…
+FULL_GC_IDLE = 2.0  # …and only this long after the last key
+
+
 class EmutuiApp(App[None]):
     TITLE = "emutui"
     CSS_PATH = [Path(__file__).parent / "emutui.tcss", *(THEME_DIR / f"{t}.tcss" for t in THEMES)]
@@ -102,6 +106,7 @@ class EmutuiApp(App[None]):
         self.theme = BASE_THEME[self.emutui_theme]
         self.set_class(True, f"theme-{self.emutui_theme}")
         self.first_frame_at: float | None = None
+        self.last_key_at = 0.0  # time.monotonic() of the last key (full GCs wait for a pause)
         from emutui.tui.console_settings import console_settings
         from emutui.tui.keyinput import set_escape_time
 
@@ -121,8 +126,10 @@ class EmutuiApp(App[None]):
     async def on_event(self, event: events.Event) -> None:
         from emutui.tui.keyinput import leave_console_first
 
-        if isinstance(event, events.Key) and leave_console_first(self, event):
-            return
+        if isinstance(event, events.Key):
+            self.last_key_at = time.monotonic()
+            if leave_console_first(self, event):
+                return
         await super().on_event(event)
 
     def get_default_screen(self) -> Screen[None]:
@@ -179,6 +186,10 @@ class EmutuiApp(App[None]):
                 pass
         os._exit(129)
 
+    def _full_gc_in_a_pause(self) -> None:
+        if time.monotonic() - self.last_key_at >= FULL_GC_IDLE:
+            gc.collect()
+
     def on_ready(self) -> None:
         self.first_frame_at = time.perf_counter()
         # Everything built so far (Textual, widgets, styles) lives as long as the
@@ -186,6 +197,14 @@ class EmutuiApp(App[None]):
         # events or console output pour in costs ~25 ms instead of ~60-90 ms
         # (bench/bench_events.py measures the loop lag).
         gc.freeze()
+        if not self.is_headless:
+            # A full collection of what is not frozen (scrollbacks, events) still took
+            # 15-60 ms every couple of seconds under a console flood: a key pressed then
+            # waited for it (issue 15 items 27/28). The oldest generation is collected
+            # in pauses of the keyboard instead; the young ones as before.
+            young, middle, _ = gc.get_threshold()
+            gc.set_threshold(young, middle, 1_000_000)
+            self.set_interval(FULL_GC_EVERY, self._full_gc_in_a_pause)
         bench = os.environ.get("EMUTUI_BENCH_FIRST_FRAME")
         if bench:
             # bench/bench_tui_first_frame.py: wall time of the first frame, then of
