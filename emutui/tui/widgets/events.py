@@ -618,7 +618,7 @@ class EventsPane(Vertical):
     def action_filter(self) -> None:
         box = self.query_one("#ev-filter", Input)
         box.remove_class("hidden")
-        box.focus()
+        self.screen.set_focus(box)  # at once: keys right behind "/" are the filter's
 
     def action_command(self) -> None:
         if self.link is None or Capability.COMMANDS not in self.link.capabilities:
@@ -626,7 +626,7 @@ class EventsPane(Vertical):
             return
         box = self.query_one(CommandInput)
         box.remove_class("hidden")
-        box.focus()
+        self.screen.set_focus(box)  # at once: keys right behind ":" are the command's
         if not isinstance(box.suggester, EngineSuggester):
             self._load_engine(self.link)
 
