@@ -1,6 +1,7 @@
 """Console switching and key-to-screen latency, end to end through tmux (issue 15, items 27/28).
 
     .venv/bin/python bench/bench_console_tmux.py [--samples 60] [--size 120x40] [--flood]
+    .venv/bin/python bench/bench_console_tmux.py --tiles --size 200x50
 
 ``emutui demo`` runs in a detached tmux session; a tmux *control-mode* client
 (``tmux -C attach``) receives every byte the app writes as a ``%output`` line, which a
@@ -18,6 +19,9 @@ sequences removed) shows the expected result:
   done when it is drawn. ``--flood`` makes pc's COM1 flood (``^F``, ~200-380 KiB/s)
   first, in the background (its console kept and parsed, not shown), and for
   ``switch`` the flooding console is the one shown half of the time.
+
+- ``--tiles``: four tiles (board uart0, pc com1 flooding, q35 com1, pc com2), and
+  ``echo`` into q35's tile (issue 15's "done when").
 
 Figures are milliseconds: p50 / p95 / p99 / max. The machine is shared (load shown).
 """
@@ -157,11 +161,60 @@ def stats(xs: list[float]) -> str:
     )
 
 
+def echo(ctl: Control, samples: int) -> list[float]:
+    """Letters typed into the console in focus, each until its echo is drawn."""
+    xs: list[float] = []
+    for n in range(samples):
+        c = LETTERS[n % len(LETTERS)]
+        t0, i = ctl.send(c)
+        t = ctl.wait_for(i, c, 5.0)
+        if t is not None:
+            xs.append(t - t0)
+        time.sleep(random.uniform(0.05, 0.15))
+        if n % 30 == 29:
+            ctl.send("Enter")
+            time.sleep(0.2)
+    return xs
+
+
+def report(args: argparse.Namespace, results: dict[str, list[float]], flood: str) -> None:
+    print(f"size {args.size}  flood {flood}  load {os.getloadavg()[0]:.1f}")
+    for name, xs in results.items():
+        print(f"  {name:13s} {stats(xs)}")
+
+
+def tiles(ctl: Control, args: argparse.Namespace) -> None:
+    """Issue 15's last check: four consoles of three instances side by side (board
+    uart0, pc com1 flooding, q35 com1, pc com2), typing into q35's tile."""
+    rows = {"board": 0, "pc": 1, "q35": 2}
+    for name, extra in (("board", ()), ("pc", ()), ("q35", ()), ("pc", ("Right",))):
+        ctl.send("1", "Up", "Up", "Up", "Up", *(["Down"] * rows[name]))
+        time.sleep(0.5)
+        ctl.send("2")
+        time.sleep(0.5)
+        ctl.send("s", *extra)
+        time.sleep(1.0)
+    _t0, i = ctl.send("o", "o", "Enter", "C-f")  # tile 2 (pc/com1) floods
+    if ctl.wait_for(i, "flood ") is None:
+        raise SystemExit("pc's COM1 did not flood:\n" + capture())
+    time.sleep(1.0)
+    _t0, i = ctl.send("C-]", "o", "Enter")  # tile 3 (q35/com1): type there
+    if ctl.wait_for(i, "q35/com1", 5.0) is None:
+        raise SystemExit("q35's tile is not in focus:\n" + capture())
+    time.sleep(1.0)
+    report(args, {"echo (tiles)": echo(ctl, args.samples)}, "pc COM1 (^F) in a tile beside")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=60)
     ap.add_argument("--size", default="120x40")
     ap.add_argument("--flood", action="store_true")
+    ap.add_argument(
+        "--tiles",
+        action="store_true",
+        help="four tiles (board, pc com1 flooding, q35, pc com2): echo in q35's tile",
+    )
     ap.add_argument(
         "--old",
         metavar="DIR",
@@ -184,6 +237,9 @@ def main() -> int:
         wait_screen(lambda s: s.count("running") >= 4 and "board" in s, "the demo lab")
         ctl = Control(SESSION)
         time.sleep(1.0)
+        if args.tiles:
+            tiles(ctl, args)
+            return 0
         # Select pc (second row: the demo selects board first), look at its console.
         t0, i = ctl.send("1", "Down")
         if ctl.wait_for(i, MARK["pc"][0]) is None:
@@ -210,7 +266,7 @@ def main() -> int:
             t0, i = ctl.send("C-]", "1")
             time.sleep(1.0)
         time.sleep(1.0)
-        results: dict[str, list[float]] = {"switch": [], "leave+switch": [], "echo": []}
+        results: dict[str, list[float]] = {"switch": [], "leave+switch": []}
         # Switching on the instance table: pc <-> q35.
         for n in range(args.samples):
             key, marker = ("Down", MARK["q35"]) if n % 2 == 0 else ("Up", MARK["pc"])
@@ -241,23 +297,8 @@ def main() -> int:
         t0, i = ctl.send("Enter")
         ctl.wait_for(i, "TYPING" if not args.old else "Ctrl+]", 3.0)
         time.sleep(0.5)
-        for n in range(args.samples):
-            c = LETTERS[n % len(LETTERS)]
-            t0, i = ctl.send(c)
-            t = ctl.wait_for(i, c, 5.0)
-            if t is not None:
-                results["echo"].append(t - t0)
-            time.sleep(random.uniform(0.05, 0.15))
-            if n % 30 == 29:
-                ctl.send("Enter")
-                time.sleep(0.2)
-        load = os.getloadavg()[0]
-        print(
-            f"size {args.size}  flood {'pc COM1 (^F), in the background' if args.flood else 'none'}"
-            f"  load {load:.1f}"
-        )
-        for name, xs in results.items():
-            print(f"  {name:13s} {stats(xs)}")
+        results["echo"] = echo(ctl, args.samples)
+        report(args, results, "pc COM1 (^F), in the background" if args.flood else "none")
     finally:
         if ctl is not None:
             ctl.close()
