@@ -194,7 +194,12 @@ def tiles(ctl: Control, args: argparse.Namespace) -> None:
         time.sleep(0.5)
         ctl.send("s", *extra)
         time.sleep(1.0)
-    _t0, i = ctl.send("o", "o", "Enter", "C-f")  # tile 2 (pc/com1) floods
+    ctl.send("o", "o")  # tile 2 (pc/com1) floods
+    time.sleep(0.5)
+    _t0, i = ctl.send("Enter")
+    ctl.wait_for(i, "TYPING", 5.0)
+    time.sleep(0.3)
+    _t0, i = ctl.send("C-f")
     if ctl.wait_for(i, "flood ") is None:
         raise SystemExit("pc's COM1 did not flood:\n" + capture())
     time.sleep(1.0)

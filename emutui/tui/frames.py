@@ -51,11 +51,12 @@ class FrameTimer(Timer):
                 await self._tick(next_timer=now, count=0)
             except EventTargetGone:
                 break
-            # A tick that drew nothing (a hidden pane's widget asked for a refresh) is
-            # free: two of those each second used up the burst, and the echo of a key
-            # that came just after them waited a period.
-            if get_time() - now >= self.free_tick:
-                tokens -= 1.0
+            # A tick that drew nothing (a hidden pane's widget asked for a refresh)
+            # costs a quarter: two of those each second used up the burst, and the echo
+            # of a key that came just after them waited a period. Not nothing: a tick
+            # that keeps the timer running (the app exiting skips the callback that
+            # pauses it) must still come to a sleep, or the loop never yields.
+            tokens -= 1.0 if get_time() - now >= self.free_tick else 0.25
 
 
 class PacedScreen(Screen[ResultT]):

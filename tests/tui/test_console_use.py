@@ -294,3 +294,22 @@ async def test_tiles_stack_when_narrow(tmp_path: Path) -> None:
         await until(pilot, lambda: len(pane.tiles.tiles) == 2, what="two tiles")
         await pilot.pause(0.2)
         assert (pane.tiles.styles.grid_size_columns, pane.tiles.styles.grid_size_rows) == (1, 2)
+
+
+async def test_keys_right_behind_enter_on_a_tile_go_to_its_guest(tmp_path: Path) -> None:
+    """`o Enter ^F` in one read (a macro, fast fingers over SSH): ^F reaches the guest
+    of the tile that Enter opened."""
+    app = build_app(tmp_path)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await _ready(pilot)
+        pane = app.screen.query_one(ConsolePane)
+        await pilot.press("2")
+        await pilot.pause(0.2)
+        await pilot.press("s")  # pc/com1 and pc/com2
+        await until(pilot, lambda: len(pane.tiles.tiles) == 2, what="two tiles")
+        await pilot.pause(0.2)
+        sent = _sent(app, "pc", "com1")
+        for key, char in (("o", "o"), ("enter", "\r"), ("ctrl+f", "\x06")):
+            app.post_message(events.Key(key, char))
+        await until(pilot, lambda: b"\x06" in b"".join(sent), what="^F at the guest")
+        assert b"".join(sent) == b"\x06"

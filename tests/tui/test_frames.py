@@ -90,3 +90,32 @@ def test_ticks_that_draw_nothing_do_not_use_the_budget(clock: Clock) -> None:
     # the uptime tick's empty frames, then a key's echo right behind them
     ticks = run_ticks(clock, [(100.5, 0.0), (100.5001, 0.0), (100.5002, 0.0), (100.503, 0.004)])
     assert ticks[-1] == 100.503
+
+
+def test_a_timer_left_running_still_yields(clock: Clock) -> None:
+    """When the callback does not pause the timer (Textual skips it while the app
+    exits), the loop must still come to a sleep, or stopping it hangs for ever."""
+    done: list[bool] = []
+
+    async def main() -> None:
+        from textual._context import active_app
+
+        active_app.set(Target())  # type: ignore[arg-type]
+        calls: list[float] = []
+
+        async def tick() -> None:
+            calls.append(clock.now)  # and no pause()
+
+        timer = frames.FrameTimer(Target(), 1 / 60, callback=tick, pause=True)  # type: ignore[arg-type]
+        timer._start()
+        task = timer._task
+        timer.resume()
+        for _ in range(50):
+            await asyncio.sleep(0)
+        timer.stop()
+        for _ in range(50):
+            await asyncio.sleep(0)
+        done.append(task is not None and task.done())
+
+    asyncio.run(main())
+    assert done == [True]

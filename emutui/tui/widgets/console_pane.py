@@ -140,7 +140,9 @@ class ConsolePane(Vertical):
     # These apply while the console is not focused (after the escape key): inside it
     # every key belongs to the guest. "/" searches the scrollback here, as in less.
     BINDINGS = [
-        Binding("enter", "enter_console", "Type into console"),
+        # Priority (run as the key arrives, refused while a console has focus): they
+        # move focus, so the keys right behind them in the same read must find it moved.
+        Binding("enter", "enter_console", "Type into console", priority=True),
         Binding("slash", "search", "Search", key_display="/"),
         Binding("n", "search_next", "Next match", show=False),
         Binding("N", "search_prev", "Previous match", show=False),
@@ -150,7 +152,7 @@ class ConsolePane(Vertical):
         Binding("T", "screen.console_times", "Times", show=False),  # arrival times: timeline
         Binding("s", "split", "Split", show=False),
         Binding("w", "close_tile", "Close tile", show=False),
-        Binding("o", "next_tile", "Next tile", show=False),
+        Binding("o", "next_tile", "Next tile", show=False, priority=True),
         Binding("z", "zoom", "Zoom", show=False),
     ]
     DEFAULT_CSS = """
