@@ -183,6 +183,16 @@ def report(args: argparse.Namespace, results: dict[str, list[float]], flood: str
         print(f"  {name:13s} {stats(xs)}")
 
 
+def start_flood(ctl: Control) -> None:
+    """Into the console (or tile) in view, then ^F: its guest floods COM1."""
+    _t0, i = ctl.send("Enter")
+    ctl.wait_for(i, "TYPING", 5.0)
+    time.sleep(0.3)
+    _t0, i = ctl.send("C-f")
+    if ctl.wait_for(i, "flood ") is None:
+        raise SystemExit("pc's COM1 did not flood:\n" + capture())
+
+
 def tiles(ctl: Control, args: argparse.Namespace) -> None:
     """Issue 15's last check: four consoles of three instances side by side (board
     uart0, pc com1 flooding, q35 com1, pc com2), typing into q35's tile."""
@@ -196,12 +206,7 @@ def tiles(ctl: Control, args: argparse.Namespace) -> None:
         time.sleep(1.0)
     ctl.send("o", "o")  # tile 2 (pc/com1) floods
     time.sleep(0.5)
-    _t0, i = ctl.send("Enter")
-    ctl.wait_for(i, "TYPING", 5.0)
-    time.sleep(0.3)
-    _t0, i = ctl.send("C-f")
-    if ctl.wait_for(i, "flood ") is None:
-        raise SystemExit("pc's COM1 did not flood:\n" + capture())
+    start_flood(ctl)
     time.sleep(1.0)
     _t0, i = ctl.send("C-]", "o", "Enter")  # tile 3 (q35/com1): type there
     if ctl.wait_for(i, "q35/com1", 5.0) is None:
@@ -261,12 +266,7 @@ def main() -> int:
                 ctl.wait_for(i, MARK["q35" if name == "pc" else "pc"][0], 5.0)
                 time.sleep(0.3)
         if args.flood:
-            t0, i = ctl.send("Enter")
-            ctl.wait_for(i, "TYPING", 5.0)
-            time.sleep(0.3)
-            t0, i = ctl.send("C-f")
-            if ctl.wait_for(i, "flood ") is None:
-                raise SystemExit("pc's COM1 did not flood:\n" + capture())
+            start_flood(ctl)
             MARK["pc"] = ("pc/com1", "flood ")  # its word is gone with the scrollback
             t0, i = ctl.send("C-]", "1")
             time.sleep(1.0)

@@ -11,22 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-import textual._parser
 from textual import events
 
-from emutui.tui import keyinput
 from emutui.tui.keyinput import EscapeTimeParser
 from emutui.tui.widgets.console import ConsoleView
 from tests.tui.test_console import ConsoleApp, FakeConnector, FakeStream, fake_instance, wait_until
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    now = [1000.0]
-    monkeypatch.setattr(textual._parser, "get_time", lambda: now[0])
-    monkeypatch.setattr(keyinput, "get_time", lambda: now[0])
-    return now
 
 
 def read(parser: EscapeTimeParser, data: str, clock: list[float]) -> list[events.Key]:

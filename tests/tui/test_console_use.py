@@ -248,15 +248,21 @@ def test_instance_table_is_a_datatable() -> None:
     assert issubclass(InstanceTable, DataTable)
 
 
+async def _two_tiles(pilot) -> ConsolePane:  # type: ignore[no-untyped-def]
+    """pc's console split: pc/com1 and pc/com2 side by side."""
+    await _ready(pilot)
+    pane = pilot.app.screen.query_one(ConsolePane)
+    await pilot.press("2")
+    await pilot.pause(0.2)
+    await pilot.press("s")
+    await until(pilot, lambda: len(pane.tiles.tiles) == 2, what="two tiles")
+    return pane
+
+
 async def test_tiles_split_move_zoom_and_close(tmp_path: Path) -> None:
     app = build_app(tmp_path)
     async with app.run_test(size=(200, 50)) as pilot:
-        await _ready(pilot)
-        pane = app.screen.query_one(ConsolePane)
-        await pilot.press("2")
-        await pilot.pause(0.2)
-        await pilot.press("s")  # pc/com1 and pc/com2 side by side
-        await until(pilot, lambda: len(pane.tiles.tiles) == 2, what="two tiles")
+        pane = await _two_tiles(pilot)
         t1, t2 = pane.tiles.tiles
         assert (t1.channel, t2.channel) == ("com1", "com2")
         assert pane.tiles.styles.grid_size_columns == 2  # wide enough: side by side
@@ -301,12 +307,7 @@ async def test_keys_right_behind_enter_on_a_tile_go_to_its_guest(tmp_path: Path)
     of the tile that Enter opened."""
     app = build_app(tmp_path)
     async with app.run_test(size=(200, 50)) as pilot:
-        await _ready(pilot)
-        pane = app.screen.query_one(ConsolePane)
-        await pilot.press("2")
-        await pilot.pause(0.2)
-        await pilot.press("s")  # pc/com1 and pc/com2
-        await until(pilot, lambda: len(pane.tiles.tiles) == 2, what="two tiles")
+        await _two_tiles(pilot)
         await pilot.pause(0.2)
         sent = _sent(app, "pc", "com1")
         for key, char in (("o", "o"), ("enter", "\r"), ("ctrl+f", "\x06")):

@@ -10,19 +10,10 @@ import termios
 from pathlib import Path
 
 import pytest
-import textual._parser
 
 from emutui.tui import keyinput
 from emutui.tui.keyinput import EscapeTimeParser
 from tests.tui.esc_tmux_check import esc_then_key
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    now = [1000.0]
-    monkeypatch.setattr(textual._parser, "get_time", lambda: now[0])
-    monkeypatch.setattr(keyinput, "get_time", lambda: now[0])
-    return now
 
 
 def keys(parser: EscapeTimeParser, *reads: tuple[float, str], clock: list[float]) -> list[str]:
