@@ -167,6 +167,18 @@ async def help_screen(pilot: Pilot) -> None:
 
 async def tiles(pilot: Pilot) -> None:
     """Four consoles of three instances side by side; pc's COM1 floods."""
+    from emutui.tui.widgets.cpu import CpuPane
+
+    # The CPU shots leave pc at a breakpoint (the gdb hub keeps points between
+    # sessions): clear them and let it run, or it cannot flood.
+    await instances(pilot)
+    await pilot.press("6")
+    pane = pilot.app.screen.query_one(CpuPane)
+    await until(pilot, lambda: pane.session is not None, timeout=30, what="cpu attached")
+    assert pane.session is not None
+    await pane.session.clear_points()
+    await pane.session.cont(wait=False)
+    await pilot.pause(0.5)
     await ready(pilot)
     for name, keys in (("board", ()), ("pc", ()), ("q35", ()), ("pc", ("right",))):
         await select(pilot, name)
