@@ -52,7 +52,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from emutui.core import proc
+from emutui.core import proc, supervisor
 from emutui.core.errors import BackendError, EmutuiError
 from emutui.core.handles import Channel, Handles
 from emutui.core.model import Event
@@ -61,7 +61,17 @@ BROKER_LOG = "qmpbroker.log"
 BROKER_SPEC = "qmpbroker.json"
 LOCK_FILE = "qmpbroker.lock"  # held (flock) by the live broker for its whole life
 START_LOCK_FILE = "qmpbroker.start.lock"  # serialises restarts between clients
+# The supervisor's record and state, as the serial hub's launcher writes them (one
+# supervisor per instance runs the hub and the broker).
+SUPERVISOR_KEY = "serialhub"
+SUPERVISOR_STATE = "serialhub.pids.json"
+SUPERVISED_WAIT = 5.0  # a client waits this long for the supervisor's restart
 HELPER_KEY = "qmpbroker"  # handles.options["helpers"][HELPER_KEY] = [pid, start]
+CHILD_NAME = "qmpbroker"  # the supervisor's name for the broker child
+SUPERVISED_ARG = "--supervised"
+# Journaled when a broker starts after one died: QEMU emits events only to a connected
+# client, so whatever it emitted in between is missing from the journal.
+GAP_EVENT = "EMUTUI_JOURNAL_GAP"
 
 UPSTREAM_CONNECT_TIMEOUT = 10.0  # QEMU creates its socket ~25 ms after exec
 GREETING_TIMEOUT = 10.0  # an attached QEMU whose monitor someone else holds never greets
@@ -523,8 +533,9 @@ class Client:
 
 
 class Broker:
-    def __init__(self, spec: BrokerSpec) -> None:
+    def __init__(self, spec: BrokerSpec, gap: tuple[float, str] | None = None) -> None:
         self.spec = spec
+        self.gap = gap  # (since, why): the broker before this one died at ``since``
         self.clients: set[Client] = set()
         self.greeting = b""
         self.capabilities: list[str] = []
@@ -599,6 +610,27 @@ class Broker:
         self._journal = JournalWriter(
             Journal(Path(self.spec.journal_dir), self.spec.max_bytes, self.spec.generations)
         )
+        if self.gap is not None:
+            self._record_gap(*self.gap)
+
+    def _record_gap(self, since: float, why: str) -> None:
+        """Journal the time no broker listened (QEMU dropped its events then), and log it.
+
+        Written once QEMU's monitor is ours again, so the gap ends here and the next
+        event in the journal is one QEMU emitted after it.
+        """
+        now = time.time()
+        since = min(since, now)
+        data = {
+            "since": round(since, 3),
+            "until": round(now, 3),
+            "seconds": round(now - since, 3),
+            "why": why,
+            "by": "qmpbroker",
+        }
+        with contextlib.suppress(OSError, ValueError):
+            self._journal.offer_many([Event(GAP_EVENT, data, timestamp=now, source=self.spec.name)])
+        _note(f"journal gap of {now - since:.3f} s recorded ({why})")
 
     async def forward(self, client: Client, msg: dict[str, Any], has_id: bool, id_: Any) -> None:
         bid = self._next_id
@@ -862,21 +894,51 @@ def _take_lock(wd: Path) -> int | None:
     return fd
 
 
+def _wait_lock(wd: Path) -> int:
+    """Block until this broker holds the instance's lock (a supervised broker's standby).
+
+    Under a supervisor, a broker that finds another one alive (one a client started,
+    or one left by a killed supervisor) must not exit: the supervisor would start it
+    again and again. It waits instead and takes over the moment the other one ends.
+    """
+    fd = os.open(wd / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # SIGTERM (the supervisor stopping) ends the wait
+    return fd
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     spec_path = Path(args[0])
+    supervised = SUPERVISED_ARG in args[1:]
     spec = BrokerSpec.load(spec_path)
     lock = _take_lock(spec_path.parent)
+    gap: tuple[float, str] | None = _gap_from_env() if supervised else None
     if lock is None:
-        _note("another broker holds this instance; exiting")
-        return 0
+        if not supervised:
+            _note("another broker holds this instance; exiting")
+            return 0
+        _note("another broker holds this instance; standing by to take over")
+        lock = _wait_lock(spec_path.parent)
+        # The other broker just ended: the journal misses only what came since.
+        gap = (time.time(), "took over from the broker before it")
     try:
-        return asyncio.run(Broker(spec).serve())
+        return asyncio.run(Broker(spec, gap).serve())
     except (EmutuiError, OSError) as e:
         _note(f"cannot serve: {e}")
         return 1
     finally:
         os.close(lock)
+
+
+def _gap_from_env() -> tuple[float, str] | None:
+    """When the broker before this one died, as its supervisor says (None: no gap)."""
+    try:
+        since = float(os.environ.get(supervisor.GAP_ENV, ""))
+    except ValueError:
+        return None
+    if not math.isfinite(since):
+        return None
+    return since, os.environ.get(supervisor.GAP_WHY_ENV, "qmpbroker restarted")
 
 
 # -- used by launchers and connectors ---------------------------------------------------------
@@ -951,13 +1013,79 @@ def launch_for(handles: Handles, wd: Path) -> BrokerSpec | None:
     return spec
 
 
+def child_for(handles: Handles, wd: Path) -> supervisor.ChildSpec | None:
+    """The broker as a supervisor's child (None when ``handles`` has no broker).
+
+    Supervised, a broker killed with no client around is restarted at once: QEMU
+    emits events only to a connected monitor client, so every moment without a
+    broker is a hole in the journal (recorded as a GAP_EVENT by the next broker).
+    """
+    if not is_brokered(handles):
+        return None
+    spec = spec_for(handles, wd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(spec.listen)  # a killed broker leaves its socket; "ready" means a new one
+    spec_path = wd / BROKER_SPEC
+    spec.save(spec_path)
+    args = [str(spec_path), SUPERVISED_ARG]
+    return supervisor.ChildSpec(
+        name=CHILD_NAME,
+        argv=[sys.executable, "-m", "emutui.core.qmpbroker", *args],
+        log=str(wd / BROKER_LOG),
+        module="emutui.core.qmpbroker",  # forked by the supervisor: a restart costs no exec
+        args=args,
+    )
+
+
+def supervised_spec(handles: Handles, wd: Path) -> BrokerSpec | None:
+    """The spec of the broker ``serialhub.launch_for`` started under its supervisor."""
+    return spec_for(handles, wd) if is_brokered(handles) else None
+
+
+def _supervisor_record(handles: Handles) -> list[Any] | None:
+    """The [pid, start] of the supervisor recorded beside the serial hub, if any."""
+    helpers = handles.options.get("helpers")
+    rec = helpers.get(SUPERVISOR_KEY) if isinstance(helpers, dict) else None
+    return rec if isinstance(rec, list) and len(rec) == 2 else None
+
+
+def broker_ids(handles: Handles, wd: Path) -> tuple[int, int | None] | None:
+    """[pid, start] of the live broker: the supervisor's child, or one a client started."""
+    ids = supervisor.read_state(wd / SUPERVISOR_STATE).get(CHILD_NAME)
+    helpers = handles.options.get("helpers")
+    rec = helpers.get(HELPER_KEY) if isinstance(helpers, dict) else None
+    for cand in (ids, rec):
+        if isinstance(cand, list) and len(cand) == 2 and proc.is_alive(cand[0], cand[1]):
+            pid, start = cand
+            if isinstance(pid, int) and (start is None or isinstance(start, int)):
+                return pid, start
+    return None
+
+
+def supervised(handles: Handles, wd: Path) -> bool:
+    """A live supervisor keeps this instance's broker alive (instances started before
+    brokers were supervised have none: their clients restart the broker)."""
+    rec = _supervisor_record(handles)
+    return (
+        rec is not None
+        and proc.is_alive(rec[0], rec[1])
+        and supervisor.supervises(wd / SUPERVISOR_STATE, CHILD_NAME)
+    )
+
+
 async def wait_launched(
     handles: Handles, wd: Path, spec: BrokerSpec | None, timeout: float = 10.0
 ) -> None:
-    """Returns once the broker serves its socket; BackendError with its last words if not."""
+    """Returns once the broker serves its socket; BackendError with its last words if not.
+
+    The broker is the one recorded under HELPER_KEY, or else a supervised one: then
+    the supervisor (recorded beside the hub) is what must stay alive meanwhile.
+    """
     if spec is None:
         return
-    pid, start = handles.options["helpers"][HELPER_KEY]
+    helpers = handles.options.get("helpers") or {}
+    rec = helpers.get(HELPER_KEY) or _supervisor_record(handles)
+    pid, start = rec if rec else (None, None)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if os.path.exists(spec.listen):
@@ -999,6 +1127,13 @@ async def ensure_broker(handles: Handles, wd: Path) -> bool:
     by a lock file, and a broker that finds another one alive exits.
     """
     if not is_brokered(handles):
+        return False
+    with contextlib.suppress(FileNotFoundError, EmutuiError):
+        handles = Handles.load(wd)
+    if supervised(handles, wd):
+        # Its supervisor restarts it within tens of ms; a client-started broker
+        # would only race it for QEMU's monitor (and unlink its fresh socket).
+        await wait_serving(handles.channels["qmp"].path or "", SUPERVISED_WAIT)
         return False
     fd = os.open(wd / START_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:

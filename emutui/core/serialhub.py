@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from emutui.core import proc, supervisor
+from emutui.core import proc, qmpbroker, supervisor
 from emutui.core.errors import BackendError
 from emutui.core.handles import Handles
 from emutui.core.instance import option_int
@@ -315,14 +315,17 @@ def launch_for(
     sockets until they exist, so its interpreter start overlaps the emulator's.
     """
     spec = spec_for(handles)
-    if not spec.ports:
+    # The QMP broker runs under the same supervisor: killed with no client around,
+    # it is restarted at once instead of by the next client (QEMU drops events meanwhile).
+    broker = qmpbroker.child_for(handles, wd)
+    if not spec.ports and broker is None:
         return None
     for port in spec.ports:  # a killed hub leaves its sockets; "ready" means new ones
         with contextlib.suppress(FileNotFoundError):
             os.unlink(port.listen)
-    pid, start = spawn(spec, wd, gap_since, why)
+    pid, start = spawn(spec, wd, gap_since, why, [broker] if broker else [])
     handles.options.setdefault("helpers", {})["serialhub"] = [pid, start]
-    return spec
+    return spec if spec.ports else None
 
 
 async def wait_launched(
@@ -405,14 +408,18 @@ def stop_helpers(handles: Handles) -> None:
 
 
 def spawn(
-    spec: HubSpec, wd: Path, gap_since: float | None = None, why: str = ""
+    spec: HubSpec,
+    wd: Path,
+    gap_since: float | None = None,
+    why: str = "",
+    more: list[supervisor.ChildSpec] | None = None,
 ) -> tuple[int, int | None]:
-    """Start a detached supervisor that runs (and restarts) the hub for ``spec``;
-    returns the supervisor's pid and start time."""
+    """Start a detached supervisor that runs (and restarts) the hub for ``spec`` (when it
+    has ports) and the children in ``more``; returns the supervisor's pid and start time."""
     spec_path = wd / "serialhub.json"
     spec.save(spec_path)
-    sup = supervisor.SupervisorSpec(
-        children=[
+    hub = (
+        [
             supervisor.ChildSpec(
                 name="serialhub",
                 argv=[sys.executable, "-m", "emutui.core.serialhub", str(spec_path)],
@@ -420,7 +427,12 @@ def spawn(
                 module="emutui.core.serialhub",  # forked: a restart costs no interpreter start
                 args=[str(spec_path)],
             )
-        ],
+        ]
+        if spec.ports
+        else []
+    )
+    sup = supervisor.SupervisorSpec(
+        children=hub + (more or []),
         state=str(wd / SUPERVISOR_STATE),
         emulator_pid=spec.emulator_pid,
         emulator_start=spec.emulator_start,

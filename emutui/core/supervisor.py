@@ -132,6 +132,18 @@ def read_state(path: Path) -> dict[str, list[int | None]]:
         return {}
 
 
+def supervises(path: Path, name: str) -> bool:
+    """The supervisor that wrote the state file ``path`` keeps a child ``name`` alive.
+
+    Only the state's say-so: callers also check the supervisor itself is alive.
+    """
+    try:
+        names = json.loads(path.read_text()).get("supervises", [])
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(names, list) and name in names
+
+
 class Supervisor:
     def __init__(self, spec: SupervisorSpec) -> None:
         self.spec = spec
@@ -223,7 +235,17 @@ class Supervisor:
 
     def write_state(self) -> None:
         children = {n: [p.pid, proc.start_time(p.pid)] for n, p in self.procs.items()}
-        data = json.dumps({"children": children, "restarts": self.restarts, "pid": os.getpid()})
+        # "supervises": every child this supervisor keeps alive, even one that is down
+        # right now; a client reads it to leave restarts to the supervisor.
+        names = [c.name for c in self.spec.children]
+        data = json.dumps(
+            {
+                "children": children,
+                "restarts": self.restarts,
+                "pid": os.getpid(),
+                "supervises": names,
+            }
+        )
         tmp = f"{self.spec.state}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

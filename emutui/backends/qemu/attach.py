@@ -140,8 +140,8 @@ async def attach(
         raise EmutuiError("--qtest: a unix socket path (QEMU's -qtest unix:PATH,server=on)")
     peer = await probe_qmp(qmp)
     handles = make_handles(name, wd, qmp, serials, qtest, peer)
-    hub = serialhub.launch_for(handles, wd)
-    broker = qmpbroker.launch_for(handles, wd)
+    hub = serialhub.launch_for(handles, wd)  # its supervisor runs the QMP broker too
+    broker = qmpbroker.supervised_spec(handles, wd)
     handles.save(wd)
     try:
         await serialhub.wait_launched(handles, wd, hub)

@@ -175,8 +175,8 @@ async def start(target: TargetConfig, wd: Path, name: str, paused: bool) -> Hand
     try:
         # The hub starts beside QEMU and holds the serial ports before the first
         # guest instruction (QEMU waits at -S), so the banner is in the log.
-        hub = serialhub.launch_for(handles, wd)
-        broker = qmpbroker.launch_for(handles, wd)
+        hub = serialhub.launch_for(handles, wd)  # its supervisor runs the QMP broker too
+        broker = qmpbroker.supervised_spec(handles, wd)
         handles.save(wd)
         await wait_for_sockets(
             popen, [c.upstream or c.path for c in channels.values() if c.path], wd
