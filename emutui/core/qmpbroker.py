@@ -24,8 +24,11 @@ sends something that is not a JSON object, is disconnected.
 
 The broker holds ``qmpbroker.lock`` (flock) while it runs: that is how a client
 tells a live broker from a dead one (no pid guessing), and why two brokers can
-never race for QEMU's socket. If it dies, the next client restarts it
-(``ensure_broker``) and QEMU never notices: its monitor simply accepts the new
+never race for QEMU's socket. It runs under the serial hub's supervisor, which
+restarts it at once if it dies; the new one journals the gap (``GAP_EVENT``), as
+QEMU drops events while no client is connected. Without a supervisor that runs it
+(an instance started by an older emutui), the next client restarts it
+(``ensure_broker``). QEMU never notices: its monitor simply accepts the new
 connection. QEMU's second monitor (``qmp-aux.sock``) is left alone as the way
 in when the broker is wedged.
 
@@ -1023,8 +1026,11 @@ def child_for(handles: Handles, wd: Path) -> supervisor.ChildSpec | None:
     if not is_brokered(handles):
         return None
     spec = spec_for(handles, wd)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(spec.listen)  # a killed broker leaves its socket; "ready" means a new one
+    if not broker_alive(wd):
+        # A killed broker leaves its socket: "ready" means a new one. A live one (left
+        # by a killed supervisor) keeps serving it; this child stands by until it ends.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(spec.listen)
     spec_path = wd / BROKER_SPEC
     spec.save(spec_path)
     args = [str(spec_path), SUPERVISED_ARG]

@@ -363,10 +363,10 @@ def hub_alive(handles: Handles, wd: Path) -> bool:
     rec = (handles.options.get("helpers") or {}).get("serialhub") or [None, None]
     if isinstance(rec, list) and len(rec) == 2 and proc.is_alive(rec[0], rec[1]):
         return True
-    return any(
-        len(ids) == 2 and proc.is_alive(ids[0], ids[1])
-        for ids in supervisor.read_state(wd / SUPERVISOR_STATE).values()
-    )
+    # The hub itself, not any child: the supervisor's QMP broker outlives a killed
+    # supervisor just as well, and says nothing about the serial ports.
+    ids = supervisor.read_state(wd / SUPERVISOR_STATE).get("serialhub") or []
+    return len(ids) == 2 and proc.is_alive(ids[0], ids[1])
 
 
 async def ensure_hub(handles: Handles, wd: Path) -> bool:
