@@ -161,3 +161,32 @@ async def test_stop_ends_the_supervised_broker(config, registry) -> None:
     pid, start = await _broker(inst.wd)
     await stop_instance(registry, inst)
     assert not proc.is_alive(pid, start)
+
+
+async def test_restarted_supervisor_stands_by_then_takes_over_from_an_orphan(guest) -> None:
+    """Supervisor and hub killed, broker orphaned: the client-restarted supervisor's
+    broker leaves the orphan serving, and takes over (journaling the gap) when it dies."""
+    wd = guest.wd
+    qmp_sock = Handles.load(wd).channels["qmp"].path
+    assert qmp_sock
+    sup_pid, sup_start = Handles.load(wd).options["helpers"]["serialhub"]
+    orphan, orphan_start = await _broker(wd)
+    hub = supervisor.read_state(wd / SUPERVISOR_STATE)["serialhub"]
+    os.kill(sup_pid, signal.SIGKILL)
+    assert proc.wait_gone(sup_pid, sup_start, DEADLINE)
+    os.kill(int(hub[0]), signal.SIGKILL)  # type: ignore[arg-type]
+    r = run_cli("term", guest.name, "com1", input="x\r")  # restarts hub and supervisor
+    assert r.rc == 0, r.err
+    assert qmpbroker.supervised(Handles.load(wd), wd)
+    r = run_cli("pause", guest.name)  # still served by the orphan
+    assert r.rc == 0, r.err
+    assert proc.is_alive(orphan, orphan_start)
+    gaps_before = len(_gaps(wd))
+    os.kill(orphan, signal.SIGKILL)
+    await _broker(wd, not_pid=orphan)
+    await _until(lambda: len(_gaps(wd)) > gaps_before, "no gap journaled on takeover")
+    assert "took over" in _gaps(wd)[-1]["data"]["why"]
+    assert b'"QMP"' in _greeting(qmp_sock)
+    r = run_cli("resume", guest.name)
+    assert r.rc == 0, r.err
+    assert "found dead, restarting" not in (wd / qmpbroker.BROKER_LOG).read_text()
