@@ -134,13 +134,13 @@ async def stop_instance(registry: Registry, inst: Instance, by: str | None = Non
             if h.simulated and isinstance(sim_pid, int):
                 proc.terminate(sim_pid, sim_start if isinstance(sim_start, int) else None)
             # An attached QEMU: end emutui's own helpers (QMP broker, serial hub) only.
-            serialhub.stop_helpers(h)
+            serialhub.stop_helpers(h, inst.wd)
         elif h is not None and inst.alive():
             how = "stopped"
             await make_connector(inst, aux=True).stop()
         elif h is not None and h.pid:
             proc.terminate(h.pid, h.pid_start)
-            serialhub.stop_helpers(h)
+            serialhub.stop_helpers(h, inst.wd)
         release_socket_dir(inst.wd)  # before the move: its name hashes this path
         if inst.wd.exists():
             registry.keep_run(inst, how, by=by)

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -348,3 +349,30 @@ async def test_two_tuis_each_show_their_own_console(config, registry, guest):
         )  # fmt: skip
         out, err = await asyncio.wait_for(qs.communicate(b"query-status\n"), 60)
         assert b'"running"' in out, err
+
+
+def test_detach_after_a_killed_supervisor_ends_its_orphaned_broker(hand_started_qemu, state_dir):
+    """The supervisor of an attached QEMU's helpers killed under us: its broker runs
+    on, orphaned, and the detach still ends it (QEMU itself is never signalled)."""
+    from emutui.core import supervisor
+    from emutui.core.serialhub import SUPERVISOR_STATE
+
+    p, d = hand_started_qemu
+    r = run_cli("attach", "qemu", "orphan", "--qmp", f"{d}/qmp.sock")
+    assert r.rc == 0, r.err
+    wd = state_dir / "orphan"
+    sup_pid, sup_start = Handles.load(wd).options["helpers"]["serialhub"]
+    broker = None
+    for _ in range(600):  # generous: the machine may be busy
+        broker = supervisor.read_state(wd / SUPERVISOR_STATE).get("qmpbroker")
+        if broker and proc.is_alive(broker[0], broker[1]):
+            break
+        time.sleep(0.05)
+    assert broker and proc.is_alive(broker[0], broker[1])
+    os.kill(sup_pid, signal.SIGKILL)  # the supervisor alone, not its group
+    assert proc.wait_gone(sup_pid, sup_start, 30)
+    assert proc.is_alive(broker[0], broker[1])  # orphaned, still serving
+    r = run_cli("stop", "orphan")
+    assert r.rc == 0, r.err
+    assert proc.wait_gone(broker[0], broker[1], 30)
+    assert p.poll() is None  # QEMU never signalled

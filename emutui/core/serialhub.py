@@ -394,12 +394,18 @@ async def ensure_hub(handles: Handles, wd: Path) -> bool:
     return True
 
 
-def stop_helpers(handles: Handles) -> None:
-    """SIGTERM (then SIGKILL) every helper process recorded in ``handles``."""
+def stop_helpers(handles: Handles, wd: Path | None = None) -> None:
+    """SIGTERM (then SIGKILL) every helper process recorded in ``handles``, then (with
+    ``wd``) the children the supervisor last recorded: a supervisor killed under us
+    leaves them running, and an attached QEMU's broker would outlive the detach."""
     helpers = handles.options.get("helpers")
-    for entry in helpers.values() if isinstance(helpers, dict) else ():
+    entries = list(helpers.values()) if isinstance(helpers, dict) else []
+    if wd is not None:
+        entries += list(supervisor.read_state(wd / SUPERVISOR_STATE).values())
+    for entry in entries:
         # handles.json is a file anyone with access to the dir could have edited:
-        # a malformed entry is skipped, never a reason to stop stopping.
+        # a malformed entry is skipped, never a reason to stop stopping. Only a
+        # process whose start time matches is signalled (proc.terminate).
         if not isinstance(entry, list | tuple) or len(entry) != 2:
             continue
         pid, start = entry
