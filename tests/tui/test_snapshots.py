@@ -5,6 +5,7 @@ The first run (or a deliberate change of look) needs ``pytest --snapshot-update`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,16 @@ def test_theme(theme: str, snap_compare, tmp_path: Path) -> None:
     )
 
 
-def test_wide_layout(snap_compare, tmp_path: Path) -> None:
-    # 200x50: instances and the selected one's details in a sidebar
-    assert snap_compare(build_app(tmp_path), terminal_size=(200, 50), run_before=show_props)
+def test_wide_layout(snap_compare) -> None:
+    # 200x50: instances and the selected one's details in a sidebar. The details name
+    # the instance's dir: a fixed one, not pytest's numbered tmp_path.
+    import shutil
+    import tempfile
+
+    lab = Path(tempfile.gettempdir()) / f"emutui-snapshot-wide-{os.getuid()}"
+    shutil.rmtree(lab, ignore_errors=True)
+    lab.mkdir(mode=0o700)
+    try:
+        assert snap_compare(build_app(lab), terminal_size=(200, 50), run_before=show_props)
+    finally:
+        shutil.rmtree(lab, ignore_errors=True)
