@@ -21,6 +21,8 @@ async def started(pilot) -> None:  # type: ignore[no-untyped-def]
     app = pilot.app
     await until(pilot, lambda: len(app.links) == 4 and all(lk.conn for lk in app.links.values()))
     await until(pilot, lambda: app.screen.current is not None)
+    # the note is redrawn when the Connected message is handled, a moment after conn is set
+    await until(pilot, lambda: "connecting" not in str(app.screen.query_one("#inst-note").render()))
 
 
 def test_parse_offset_messages() -> None:
