@@ -424,8 +424,12 @@ class MainScreen(PacedScreen[None]):
             now()
 
         def later() -> None:
-            if self._pending_show is later:
-                self._pending_show = None
+            # Only the newest, and once: an older one (scheduled before the instance
+            # connected, say) running after it would show its panes the stale state
+            # (the CPU pane detached again).
+            if self._pending_show is not later:
+                return
+            self._pending_show = None
             if self.current is link:
                 for show in shows.values():
                     show()
@@ -438,9 +442,8 @@ class MainScreen(PacedScreen[None]):
     # -- actions ----------------------------------------------------------------------
 
     def action_focus_pane(self, pane: str) -> None:
-        pending, self._pending_show = self._pending_show, None
-        if pending is not None:
-            pending()
+        if self._pending_show is not None:
+            self._pending_show()  # clears itself
         if pane == "instances":
             # set_focus, not focus(): focus() is deferred, and the next key of a
             # burst (tmux, a fast typist) would still go to the old widget.
