@@ -208,10 +208,8 @@ class MainScreen(PacedScreen[None]):
 
     @on(DataTable.RowHighlighted, "#instances")
     def _row(self, event: DataTable.RowHighlighted) -> None:
-        name = event.row_key.value if event.row_key else None
-        link = self.emu.link_for(name)
-        if link is not self.current:
-            self.select(link)
+        # Usually handled already by _cursor_row (told at once); a no-op then.
+        self._cursor_row(event.row_key.value if event.row_key else None)
 
     @on(DataTable.RowSelected, "#instances")
     def _open_console(self, event: DataTable.RowSelected) -> None:

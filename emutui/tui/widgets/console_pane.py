@@ -266,12 +266,7 @@ class ConsolePane(Vertical):
                 await entry.add_pane(TabPane(ch, view, id=f"tab-{_safe(ch)}"))
             self._cache[key] = entry
             self.builds += 1
-        self._cache.move_to_end(key)
-        stack.current = entry.id
-        for view in entry.query(ConsoleWidget):
-            if hasattr(view, "wake"):
-                view.wake()
-        self._update_note()
+        self._display(key, entry)
         while len(self._cache) > self.settings.cache_size:
             oldest = next(iter(self._cache))
             if oldest == key:
@@ -289,13 +284,17 @@ class ConsolePane(Vertical):
             return False
         self._shown = key
         self.link = link
+        self._display(key, entry)
+        return True
+
+    def _display(self, key: tuple[str, int], entry: InstanceConsoles) -> None:
+        """Make ``entry`` (kept under ``key``) the consoles shown, repainted in full."""
         self._cache.move_to_end(key)
         self.query_one("#console-stack", ContentSwitcher).current = entry.id
         for view in entry.query(ConsoleWidget):
             if hasattr(view, "wake"):
                 view.wake()
         self._update_note()
-        return True
 
     async def _evict(self, key: tuple[str, int]) -> None:
         entry = self._cache.pop(key, None)
